@@ -1,0 +1,7 @@
+"""``python -m modbus_anyio`` is ``modbuskit``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""modbus_sync: Modbus servers on blocking sockets, threads and pyserial."""
