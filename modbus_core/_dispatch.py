@@ -3,23 +3,40 @@
 :class:`Dispatcher` turns a :class:`Request` into a :class:`Response`, or into
 None when the server must stay silent (a broadcast, listen-only mode, a unit
 that is not ours on a serial line).  It never raises for a request: failures
-become exception responses, in the order the specification gives (01
-unsupported function, 03 malformed values, 02 missing addresses, 04 failure
-while executing).
+become exception responses, in the order the specification gives:
+
+1. 01, function (or FC08/FC43 sub-function) not supported: the decoder found
+   an unknown code, or the device has no operation for the function;
+2. 03, a quantity, byte count or value the specification forbids: the
+   decoder found it (a :class:`MalformedRequest`), or a FIFO holds more
+   than 31 values;
+3. 02, addresses the device does not have (or refuses to write);
+4. 04, anything the datastore, an observer or a custom function raises
+   (logged with its traceback).  A :class:`ModbusExceptionError` gives its
+   own code instead.
+
+A request that fails changes nothing; the built-in :class:`Device` checks
+whole ranges before it writes.
 
 The datastore may be asynchronous: a device whose operations are
 coroutines (see :class:`AsyncDevice`) makes :meth:`Dispatcher.dispatch`
 return an awaitable, which async adapters await; synchronous devices never
 pay for that.
+
+A custom function code reaches the dispatcher as an instance of the
+request class given to :class:`CustomFunction`; if that class has an
+``execute(device)`` method returning a response PDU (or an awaitable of
+one), the dispatcher calls it, else it answers 01.  Custom functions are
+not executed by broadcast.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, TypeAlias
 
-from ._datastore import Device, ServerContext
+from ._datastore import AnyDevice, Device, ServerContext, _check_device
 from ._diagnostics import ServerDiagnostics
 from ._errors import LocalProtocolError, ModbusExceptionError
 from ._events import Request, Response, _make_exception, _make_response
@@ -30,8 +47,6 @@ from ._pdu import (
     DiagnosticSubFunction,
     ExceptionCode,
     ExceptionResponse,
-    FileRecord,
-    FileRecordReference,
     GetCommEventCounter,
     GetCommEventCounterResponse,
     GetCommEventLog,
@@ -73,170 +88,248 @@ from ._pdu import (
     WriteSingleRegisterResponse,
     _unchecked,
 )
+from ._version import __version__
 
-__all__ = ["AsyncDevice", "Dispatcher"]
+__all__ = ["Dispatcher"]
 
-logger = logging.getLogger("modbus_core.dispatch")
+logger = logging.getLogger(__name__)
 
-_DispatchResult: TypeAlias = "Response | Awaitable[Response | None] | None"
+DispatchResult: TypeAlias = "Response | Awaitable[Response | None] | None"
 
+MAX_FIFO_COUNT = 31
 
-@runtime_checkable
-class AsyncDevice(Protocol):
-    """A device whose operations are coroutines (a database, a gateway).
-
-    The dispatcher validates requests exactly as for :class:`Device` and
-    awaits these methods; they raise :class:`ModbusExceptionError` for
-    missing addresses (02) and anything else for a failure (04).  Values
-    they return are checked before they are encoded.  An ``identity``
-    attribute (a :class:`DeviceIdentity` or None) is optional.
-    """
-
-    async def read_coils(self, address: int, count: int) -> Sequence[bool]: ...
-    async def read_discrete_inputs(self, address: int, count: int) -> Sequence[bool]: ...
-    async def read_holding_registers(self, address: int, count: int) -> Sequence[int]: ...
-    async def read_input_registers(self, address: int, count: int) -> Sequence[int]: ...
-    async def write_coils(self, address: int, values: Sequence[bool]) -> None: ...
-    async def write_registers(self, address: int, values: Sequence[int]) -> None: ...
-    async def mask_write_register(self, address: int, and_mask: int, or_mask: int) -> None: ...
-    async def read_write_registers(
-        self, read_address: int, read_count: int, write_address: int, values: Sequence[int]
-    ) -> Sequence[int]: ...
-    async def read_exception_status(self) -> int: ...
-    async def read_fifo_queue(self, address: int) -> Sequence[int]: ...
-    async def read_file_records(self, references: Sequence[FileRecordReference]) -> Sequence[Sequence[int]]: ...
-    async def write_file_records(self, records: Sequence[FileRecord]) -> None: ...
+# How a request that goes through a device operation is executed:
+# ``invoke(operation, pdu)`` calls the device's bound method and
+# ``finish(pdu, result, trusted)`` turns what it returned into the response;
+# *trusted* results come from the built-in Device and skip re-validation.
+# *broadcast*: whether a broadcast executes it (writes do, reads do not).
+_Invoke: TypeAlias = Callable[[Any, Any], Any]
+_Finish: TypeAlias = Callable[[Any, Any, bool], ResponsePdu]
+_Operation: TypeAlias = tuple[str, _Invoke, _Finish, bool]
 
 
-# A plan: which device operation a request needs and how its result becomes
-# the response.  ``finish(result, trusted)``; *trusted* results come from
-# the built-in Device and skip re-validation.
-_Finish: TypeAlias = Callable[[Any, bool], ResponsePdu]
-_Plan: TypeAlias = tuple[str, tuple[Any, ...], _Finish]
+def _wrong_count(pdu: RequestPdu, expected: int, got: int) -> LocalProtocolError:
+    return LocalProtocolError(f"the device answered {pdu!r} with {got} values instead of {expected}")
 
 
-def _reader(cls: type[ResponsePdu]) -> _Finish:
+def _read_finisher(cls: type[ResponsePdu], count_of: Callable[[Any], int]) -> _Finish:
     make = _unchecked(cls)
 
-    def finish(result: Any, trusted: bool) -> ResponsePdu:
-        return make(result) if trusted else cls(tuple(result))  # type: ignore[call-arg]
+    def finish(pdu: Any, result: Any, trusted: bool) -> ResponsePdu:
+        if trusted:
+            return make(result)
+        values = tuple(result)
+        if len(values) != count_of(pdu):
+            raise _wrong_count(pdu, count_of(pdu), len(values))
+        return cls(values)  # type: ignore[call-arg]
 
     return finish
 
 
-def _echo(response: ResponsePdu) -> _Finish:
-    return lambda result, trusted: response
+def _count(pdu: Any) -> int:
+    return pdu.count  # type: ignore[no-any-return]
 
 
-_finish_coils = _reader(ReadCoilsResponse)
-_finish_discrete_inputs = _reader(ReadDiscreteInputsResponse)
-_finish_holding = _reader(ReadHoldingRegistersResponse)
-_finish_input = _reader(ReadInputRegistersResponse)
-_finish_read_write = _reader(ReadWriteMultipleRegistersResponse)
-_finish_fifo = _reader(ReadFifoQueueResponse)
+def _read_count(pdu: Any) -> int:
+    return pdu.read_count  # type: ignore[no-any-return]
+
+
+def _invoke_read(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.address, pdu.count)
+
+
+def _invoke_write_one(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.address, (pdu.value,))
+
+
+def _invoke_write_many(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.address, pdu.values)
+
+
+def _invoke_mask_write(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.address, pdu.and_mask, pdu.or_mask)
+
+
+def _invoke_read_write(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.read_address, pdu.read_count, pdu.write_address, pdu.write_values)
+
+
+def _invoke_no_arguments(operation: Any, pdu: Any) -> Any:
+    return operation()
+
+
+def _invoke_fifo(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.address)
+
+
+def _invoke_file_read(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.references)
+
+
+def _invoke_file_write(operation: Any, pdu: Any) -> Any:
+    return operation(pdu.records)
+
+
+def _echo_finisher(make: Callable[[Any], ResponsePdu]) -> _Finish:
+    return lambda pdu, result, trusted: make(pdu)
+
+
 _make_write_coil_response = _unchecked(WriteSingleCoilResponse)
 _make_write_register_response = _unchecked(WriteSingleRegisterResponse)
+_make_write_coils_response = _unchecked(WriteMultipleCoilsResponse)
+_make_write_registers_response = _unchecked(WriteMultipleRegistersResponse)
+_make_mask_write_response = _unchecked(MaskWriteRegisterResponse)
+_make_write_file_response = _unchecked(WriteFileRecordResponse)
+_make_fifo_response = _unchecked(ReadFifoQueueResponse)
 
 
-def _finish_exception_status(result: Any, trusted: bool) -> ResponsePdu:
+def _finish_exception_status(pdu: Any, result: Any, trusted: bool) -> ResponsePdu:
     return ReadExceptionStatusResponse(result)
 
 
-def _finish_file_read(result: Any, trusted: bool) -> ResponsePdu:
-    return ReadFileRecordResponse(tuple(tuple(group) for group in result))
+def _finish_fifo(pdu: Any, result: Any, trusted: bool) -> ResponsePdu:
+    values = tuple(result)
+    if len(values) > MAX_FIFO_COUNT:
+        raise ModbusExceptionError(
+            ExceptionCode.ILLEGAL_DATA_VALUE, f"FIFO at {pdu.address} holds {len(values)} values, more than 31"
+        )
+    return _make_fifo_response(values) if trusted else ReadFifoQueueResponse(values)
 
 
-def _plan_read_coils(pdu: Any) -> _Plan:
-    return "read_coils", (pdu.address, pdu.count), _finish_coils
+def _finish_file_read(pdu: Any, result: Any, trusted: bool) -> ResponsePdu:
+    groups = tuple(tuple(group) for group in result)
+    references: tuple[Any, ...] = pdu.references
+    lengths = [len(group) for group in groups]
+    expected = [reference.record_length for reference in references]
+    if lengths != expected:
+        raise LocalProtocolError(f"the device answered {pdu!r} with groups of {lengths} records instead of {expected}")
+    return ReadFileRecordResponse(groups)
 
 
-def _plan_read_discrete_inputs(pdu: Any) -> _Plan:
-    return "read_discrete_inputs", (pdu.address, pdu.count), _finish_discrete_inputs
-
-
-def _plan_read_holding(pdu: Any) -> _Plan:
-    return "read_holding_registers", (pdu.address, pdu.count), _finish_holding
-
-
-def _plan_read_input(pdu: Any) -> _Plan:
-    return "read_input_registers", (pdu.address, pdu.count), _finish_input
-
-
-def _plan_write_coil(pdu: Any) -> _Plan:
-    return "write_coils", (pdu.address, (pdu.value,)), _echo(_make_write_coil_response(pdu.address, pdu.value))
-
-
-def _plan_write_register(pdu: Any) -> _Plan:
-    response = _make_write_register_response(pdu.address, pdu.value)
-    return "write_registers", (pdu.address, (pdu.value,)), _echo(response)
-
-
-def _plan_write_coils(pdu: Any) -> _Plan:
-    response = WriteMultipleCoilsResponse(pdu.address, len(pdu.values))
-    return "write_coils", (pdu.address, pdu.values), _echo(response)
-
-
-def _plan_write_registers(pdu: Any) -> _Plan:
-    response = WriteMultipleRegistersResponse(pdu.address, len(pdu.values))
-    return "write_registers", (pdu.address, pdu.values), _echo(response)
-
-
-def _plan_mask_write(pdu: Any) -> _Plan:
-    response = MaskWriteRegisterResponse(pdu.address, pdu.and_mask, pdu.or_mask)
-    return "mask_write_register", (pdu.address, pdu.and_mask, pdu.or_mask), _echo(response)
-
-
-def _plan_read_write(pdu: Any) -> _Plan:
-    args = (pdu.read_address, pdu.read_count, pdu.write_address, pdu.write_values)
-    return "read_write_registers", args, _finish_read_write
-
-
-def _plan_exception_status(pdu: Any) -> _Plan:
-    return "read_exception_status", (), _finish_exception_status
-
-
-def _plan_fifo(pdu: Any) -> _Plan:
-    return "read_fifo_queue", (pdu.address,), _finish_fifo
-
-
-def _plan_file_read(pdu: Any) -> _Plan:
-    return "read_file_records", (pdu.references,), _finish_file_read
-
-
-def _plan_file_write(pdu: Any) -> _Plan:
-    return "write_file_records", (pdu.records,), _echo(WriteFileRecordResponse(pdu.records))
-
-
-_PLANS: dict[type[RequestPdu], Callable[[Any], _Plan]] = {
-    ReadCoils: _plan_read_coils,
-    ReadDiscreteInputs: _plan_read_discrete_inputs,
-    ReadHoldingRegisters: _plan_read_holding,
-    ReadInputRegisters: _plan_read_input,
-    WriteSingleCoil: _plan_write_coil,
-    WriteSingleRegister: _plan_write_register,
-    WriteMultipleCoils: _plan_write_coils,
-    WriteMultipleRegisters: _plan_write_registers,
-    MaskWriteRegister: _plan_mask_write,
-    ReadWriteMultipleRegisters: _plan_read_write,
-    ReadExceptionStatus: _plan_exception_status,
-    ReadFifoQueue: _plan_fifo,
-    ReadFileRecord: _plan_file_read,
-    WriteFileRecord: _plan_file_write,
+_OPERATIONS: dict[type[RequestPdu], _Operation] = {
+    ReadCoils: ("read_coils", _invoke_read, _read_finisher(ReadCoilsResponse, _count), False),
+    ReadDiscreteInputs: (
+        "read_discrete_inputs",
+        _invoke_read,
+        _read_finisher(ReadDiscreteInputsResponse, _count),
+        False,
+    ),
+    ReadHoldingRegisters: (
+        "read_holding_registers",
+        _invoke_read,
+        _read_finisher(ReadHoldingRegistersResponse, _count),
+        False,
+    ),
+    ReadInputRegisters: (
+        "read_input_registers",
+        _invoke_read,
+        _read_finisher(ReadInputRegistersResponse, _count),
+        False,
+    ),
+    WriteSingleCoil: (
+        "write_coils",
+        _invoke_write_one,
+        _echo_finisher(lambda pdu: _make_write_coil_response(pdu.address, pdu.value)),
+        True,
+    ),
+    WriteSingleRegister: (
+        "write_registers",
+        _invoke_write_one,
+        _echo_finisher(lambda pdu: _make_write_register_response(pdu.address, pdu.value)),
+        True,
+    ),
+    WriteMultipleCoils: (
+        "write_coils",
+        _invoke_write_many,
+        _echo_finisher(lambda pdu: _make_write_coils_response(pdu.address, len(pdu.values))),
+        True,
+    ),
+    WriteMultipleRegisters: (
+        "write_registers",
+        _invoke_write_many,
+        _echo_finisher(lambda pdu: _make_write_registers_response(pdu.address, len(pdu.values))),
+        True,
+    ),
+    MaskWriteRegister: (
+        "mask_write_register",
+        _invoke_mask_write,
+        _echo_finisher(lambda pdu: _make_mask_write_response(pdu.address, pdu.and_mask, pdu.or_mask)),
+        True,
+    ),
+    ReadWriteMultipleRegisters: (
+        "read_write_registers",
+        _invoke_read_write,
+        _read_finisher(ReadWriteMultipleRegistersResponse, _read_count),
+        True,
+    ),
+    ReadExceptionStatus: ("read_exception_status", _invoke_no_arguments, _finish_exception_status, False),
+    ReadFifoQueue: ("read_fifo_queue", _invoke_fifo, _finish_fifo, False),
+    ReadFileRecord: ("read_file_records", _invoke_file_read, _finish_file_read, False),
+    WriteFileRecord: (
+        "write_file_records",
+        _invoke_file_write,
+        _echo_finisher(lambda pdu: _make_write_file_response(pdu.records)),
+        True,
+    ),
 }
 
-# What a broadcast executes: writes (and diagnostics that change the line's
-# state); reads by broadcast are ignored.
-_BROADCAST_WRITES = frozenset(
-    {
-        WriteSingleCoil,
-        WriteSingleRegister,
-        WriteMultipleCoils,
-        WriteMultipleRegisters,
-        MaskWriteRegister,
-        ReadWriteMultipleRegisters,
-        WriteFileRecord,
-    }
-)
+# The built-in Device skips the generic path for the frequent functions: one
+# call straight to the table, and a response built without re-validation.
+_make_coils_response = _unchecked(ReadCoilsResponse)
+_make_discrete_inputs_response = _unchecked(ReadDiscreteInputsResponse)
+_make_holding_response = _unchecked(ReadHoldingRegistersResponse)
+_make_input_response = _unchecked(ReadInputRegistersResponse)
+
+
+def _device_read_coils(device: Device, pdu: Any) -> ResponsePdu:
+    return _make_coils_response(device.coils.read(pdu.address, pdu.count))
+
+
+def _device_read_discrete_inputs(device: Device, pdu: Any) -> ResponsePdu:
+    return _make_discrete_inputs_response(device.discrete_inputs.read(pdu.address, pdu.count))
+
+
+def _device_read_holding(device: Device, pdu: Any) -> ResponsePdu:
+    return _make_holding_response(device.holding_registers.read(pdu.address, pdu.count))
+
+
+def _device_read_input(device: Device, pdu: Any) -> ResponsePdu:
+    return _make_input_response(device.input_registers.read(pdu.address, pdu.count))
+
+
+def _device_write_coil(device: Device, pdu: Any) -> ResponsePdu:
+    device.coils.write(pdu.address, (pdu.value,))
+    return _make_write_coil_response(pdu.address, pdu.value)
+
+
+def _device_write_register(device: Device, pdu: Any) -> ResponsePdu:
+    device.holding_registers.write(pdu.address, (pdu.value,))
+    return _make_write_register_response(pdu.address, pdu.value)
+
+
+def _device_write_coils(device: Device, pdu: Any) -> ResponsePdu:
+    device.coils.write(pdu.address, pdu.values)
+    return _make_write_coils_response(pdu.address, len(pdu.values))
+
+
+def _device_write_registers(device: Device, pdu: Any) -> ResponsePdu:
+    device.holding_registers.write(pdu.address, pdu.values)
+    return _make_write_registers_response(pdu.address, len(pdu.values))
+
+
+_DEVICE_FAST_PATH: dict[type[RequestPdu], Callable[[Device, Any], ResponsePdu]] = {
+    ReadCoils: _device_read_coils,
+    ReadDiscreteInputs: _device_read_discrete_inputs,
+    ReadHoldingRegisters: _device_read_holding,
+    ReadInputRegisters: _device_read_input,
+    WriteSingleCoil: _device_write_coil,
+    WriteSingleRegister: _device_write_register,
+    WriteMultipleCoils: _device_write_coils,
+    WriteMultipleRegisters: _device_write_registers,
+}
+
+# Sub-functions of 08 that a broadcast executes: they change the line's
+# state.  The others only return data, and a broadcast gets no answer.
 _BROADCAST_DIAGNOSTICS = frozenset(
     {
         DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION,
@@ -246,12 +339,15 @@ _BROADCAST_DIAGNOSTICS = frozenset(
         DiagnosticSubFunction.CLEAR_OVERRUN_COUNTER_AND_FLAG,
     }
 )
-
-_NO_RESPONSE = object()  # an operation that must not be answered (08/04)
+_COUNTER_SUB_FUNCTIONS = frozenset(range(0x0B, 0x13))
 
 
 def _is_awaitable(value: object) -> bool:
     return value is not None and value.__class__ is not tuple and hasattr(value, "__await__")
+
+
+def _is_restart(pdu: RequestPdu) -> bool:
+    return pdu.__class__ is Diagnostics and pdu.sub_function == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION
 
 
 class Dispatcher:
@@ -259,18 +355,24 @@ class Dispatcher:
 
     *serial*: the server is on a serial line, which sets the defaults of
     *broadcast* (unit 0 executes writes on every device, unanswered) and
-    *ignore_missing_units* (silence for units that are not ours; on TCP the
-    default answers exception 0B, "gateway target device failed to
-    respond").  *diagnostics* holds the counters of functions 08, 11 and 12
-    (a new one if not given).  *identity* answers functions 17 and 43 for
+    *ignore_missing_units* (silence for units that are not ours; otherwise,
+    as on TCP by default, exception 0B "gateway target device failed to
+    respond").  On TCP every unit id, 0 and 255 included, is an ordinary
+    one unless *broadcast* is set.  *diagnostics* holds the counters, the
+    event log and the listen-only mode of functions 08, 11 and 12 (give the
+    same object to the :class:`ServerConnection`, see
+    :class:`ServerDiagnostics`).  *identity* answers functions 17 and 43 for
     devices without an identity of their own.
+
+    A dispatcher holds no lock of its own: the devices and the diagnostics
+    have theirs, so several threads may call :meth:`dispatch` at once.
     """
 
     __slots__ = ("broadcast", "context", "diagnostics", "identity", "ignore_missing_units")
 
     def __init__(
         self,
-        context: ServerContext,
+        context: ServerContext | AnyDevice,
         *,
         diagnostics: ServerDiagnostics | None = None,
         identity: DeviceIdentity | None = None,
@@ -279,54 +381,71 @@ class Dispatcher:
         ignore_missing_units: bool | None = None,
     ) -> None:
         if not isinstance(context, ServerContext):
-            raise LocalProtocolError(f"expected a ServerContext, got {type(context).__name__}")
+            _check_device(context)
+            context = ServerContext(context)
+        if diagnostics is not None and not isinstance(diagnostics, ServerDiagnostics):
+            raise LocalProtocolError(f"expected ServerDiagnostics, got {type(diagnostics).__name__}")
+        if identity is not None and not isinstance(identity, DeviceIdentity):
+            raise LocalProtocolError(f"expected a DeviceIdentity, got {type(identity).__name__}")
         self.context = context
         self.diagnostics = diagnostics if diagnostics is not None else ServerDiagnostics()
-        self.identity = identity if identity is not None else DeviceIdentity("modbuskit", "modbuskit", "1.0")
-        self.broadcast = serial if broadcast is None else broadcast
-        self.ignore_missing_units = serial if ignore_missing_units is None else ignore_missing_units
+        self.identity = (
+            identity
+            if identity is not None
+            else DeviceIdentity("modbuskit", "modbuskit", __version__, product_name="modbuskit server")
+        )
+        self.broadcast = bool(serial if broadcast is None else broadcast)
+        self.ignore_missing_units = bool(serial if ignore_missing_units is None else ignore_missing_units)
 
     def __repr__(self) -> str:
-        return f"Dispatcher({self.context!r}, broadcast={self.broadcast})"
+        return (
+            f"Dispatcher({self.context!r}, broadcast={self.broadcast}, "
+            f"ignore_missing_units={self.ignore_missing_units})"
+        )
 
     def __contains__(self, unit: object) -> bool:
         """Whether requests for *unit* are this server's (for ``ServerConnection(units=...)``)."""
         return unit in self.context or (unit == 0 and self.broadcast)
 
-    def dispatch(self, request: Request) -> _DispatchResult:
+    def dispatch(self, request: Request) -> DispatchResult:
         """The answer to *request*: a :class:`Response`, None for silence, or
         an awaitable of either when the device is asynchronous."""
         unit = request.unit
-        diagnostics = self.diagnostics
         if unit == 0 and self.broadcast:
             return self._broadcast(request)
         device = self.context.get(unit)
+        if device is None and self.ignore_missing_units:
+            return None  # not addressed to this server: not even counted
+        pdu = request.pdu
+        diagnostics = self.diagnostics
+        if diagnostics.message_received(broadcast=False) and (device is None or not _is_restart(pdu)):
+            diagnostics.no_response()  # listen-only: monitor, execute nothing but 08/01
+            return None
         if device is None:
-            if self.ignore_missing_units:
-                return None
-            diagnostics.message_received(broadcast=False)
             return self._conclude(
                 request,
-                _make_exception(request.pdu.function_code, ExceptionCode.GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND),
+                _make_exception(pdu.function_code & 0x7F, ExceptionCode.GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND),
             )
-        diagnostics.message_received(broadcast=False)
-        pdu = request.pdu
-        if diagnostics.listen_only and not _is_restart(pdu):
-            diagnostics.no_response()
-            return None
-        plan_for = _PLANS.get(pdu.__class__)
-        if plan_for is None:
-            outcome = self._execute_local(pdu, device)
-            if _is_awaitable(outcome):
-                return self._conclude_later(request, outcome)  # type: ignore[arg-type]
-            return self._conclude(request, outcome)
-        method, args, finish = plan_for(pdu)
-        trusted = device.__class__ is Device
+        if device.__class__ is Device:
+            fast = _DEVICE_FAST_PATH.get(pdu.__class__)
+            if fast is not None:
+                try:
+                    response = fast(device, pdu)
+                except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
+                    response = self._failure(request, error)
+                return self._conclude(request, response)
+        operation = _OPERATIONS.get(pdu.__class__)
+        if operation is None:
+            return self._execute_locally(request, device)
+        name, invoke, finish, _ = operation
+        method = getattr(device, name, None)
+        if method is None:
+            return self._conclude(request, _make_exception(pdu.function_code, ExceptionCode.ILLEGAL_FUNCTION))
         try:
-            result = getattr(device, method)(*args)
+            result = invoke(method, pdu)
             if _is_awaitable(result):
                 return self._finish_later(request, result, finish)
-            response = finish(result, trusted)
+            response = finish(pdu, result, device.__class__ is Device)
         except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
             response = self._failure(request, error)
         return self._conclude(request, response)
@@ -336,146 +455,202 @@ class Dispatcher:
     async def dispatch_async(self, request: Request) -> Response | None:
         """:meth:`dispatch`, always as a coroutine."""
         result = self.dispatch(request)
-        if isinstance(result, Response) or result is None:
+        if result is None or isinstance(result, Response):
             return result
         return await result
 
-    # ------------------------------------------------------------------
+    # -- completing a request ------------------------------------------
 
-    async def _finish_later(self, request: Request, pending: Awaitable[Any], finish: _Finish) -> Response | None:
+    async def _finish_later(self, request: Request, pending: Awaitable[Any], finish: _Finish) -> Response:
         try:
-            response = finish(await pending, False)
+            response = finish(request.pdu, await pending, False)
         except Exception as error:  # noqa: BLE001
             response = self._failure(request, error)
         return self._conclude(request, response)
 
-    async def _conclude_later(self, request: Request, pending: Awaitable[Any]) -> Response | None:
+    async def _conclude_later(self, request: Request, pending: Awaitable[Any]) -> Response:
         try:
-            outcome = await pending
+            response = _checked_custom_response(await pending)
         except Exception as error:  # noqa: BLE001
-            outcome = self._failure(request, error)
-        return self._conclude(request, outcome)
+            response = self._failure(request, error)
+        return self._conclude(request, response)
 
     def _failure(self, request: Request, error: Exception) -> ExceptionResponse:
-        code = request.pdu.function_code & 0x7F
+        function_code = request.pdu.function_code & 0x7F
         if isinstance(error, ModbusExceptionError):
-            return _make_exception(code, error.exception_code)
-        logger.error("unit %d function %d failed: %r", request.unit, code, request.pdu, exc_info=error)
-        return _make_exception(code, ExceptionCode.SERVER_DEVICE_FAILURE)
+            code = error.exception_code
+            if isinstance(code, int) and 1 <= code <= 0xFF:
+                return _make_exception(function_code, code)
+        logger.error(
+            "unit %d, function %d: %r failed; answering exception 04",
+            request.unit,
+            function_code,
+            request.pdu,
+            exc_info=error,
+        )
+        return _make_exception(function_code, ExceptionCode.SERVER_DEVICE_FAILURE)
 
-    def _conclude(self, request: Request, outcome: ResponsePdu | object) -> Response | None:
-        diagnostics = self.diagnostics
-        if outcome is _NO_RESPONSE:
-            diagnostics.no_response()
-            return None
-        if outcome.__class__ is ExceptionResponse:
-            diagnostics.response_sent(outcome.exception_code)
+    def _conclude(self, request: Request, response: ResponsePdu) -> Response:
+        cls = response.__class__
+        if cls is ExceptionResponse:
+            self.diagnostics.response_sent(response.exception_code)  # type: ignore[attr-defined]
         else:
-            diagnostics.response_sent(None, counts_as_event=outcome.__class__ is not GetCommEventCounterResponse)
-        return _make_response(outcome, request.unit, request.transaction_id)
+            self.diagnostics.response_sent(None, counts_as_event=cls is not GetCommEventCounterResponse)
+        return _make_response(response, request.unit, request.transaction_id)
 
-    def _execute_local(self, pdu: RequestPdu, device: Any) -> ResponsePdu | object:
-        """Requests that do not go through a device operation."""
+    # -- requests that are not device operations -----------------------
+
+    def _execute_locally(self, request: Request, device: AnyDevice) -> DispatchResult:
+        pdu = request.pdu
         cls = pdu.__class__
-        code = pdu.function_code & 0x7F
+        if cls is Diagnostics:
+            return self._diagnose(request)
+        function_code = pdu.function_code & 0x7F
+        response: ResponsePdu
         try:
             if cls is MalformedRequest:
-                return _make_exception(code, pdu.exception_code)  # type: ignore[attr-defined]
-            if cls is Diagnostics:
-                return self._diagnose(pdu)  # type: ignore[arg-type]
-            if cls is GetCommEventCounter:
-                diagnostics = self.diagnostics
-                return GetCommEventCounterResponse(diagnostics.status, diagnostics.event_count & 0xFFFF)
-            if cls is GetCommEventLog:
-                diagnostics = self.diagnostics
-                return GetCommEventLogResponse(
-                    diagnostics.status,
-                    diagnostics.event_count & 0xFFFF,
-                    diagnostics.bus_message_count & 0xFFFF,
-                    bytes(diagnostics.events),
-                )
-            if cls is ReportServerId:
+                response = _make_exception(function_code, pdu.exception_code)  # type: ignore[attr-defined]
+            elif cls is GetCommEventCounter:
+                status, event_count, _, _ = self.diagnostics.comm_event_log()
+                response = GetCommEventCounterResponse(status, event_count)
+            elif cls is GetCommEventLog:
+                response = GetCommEventLogResponse(*self.diagnostics.comm_event_log())
+            elif cls is ReportServerId:
                 identity = self._identity_of(device)
-                return ReportServerIdResponse(identity.server_id, identity.running, identity.additional_data)
-            if cls is ReadDeviceIdentification:
-                return self._identity_of(device).read(pdu.read_code, pdu.object_id)  # type: ignore[attr-defined]
-            execute = getattr(pdu, "execute", None)
-            if cls is RawPdu or execute is None:
-                return _make_exception(code, ExceptionCode.ILLEGAL_FUNCTION)
-            # A custom function: its request class carries the behaviour.
-            return execute(device)  # type: ignore[no-any-return]
-        except ModbusExceptionError as error:
-            return _make_exception(code, error.exception_code)
+                response = ReportServerIdResponse(identity.server_id, identity.running, identity.additional_data)
+            elif cls is ReadDeviceIdentification:
+                response = self._identity_of(device).read(pdu.read_code, pdu.object_id)  # type: ignore[attr-defined]
+            else:
+                execute = getattr(pdu, "execute", None) if cls is not RawPdu else None
+                if execute is None:
+                    response = _make_exception(function_code, ExceptionCode.ILLEGAL_FUNCTION)
+                else:
+                    outcome = execute(device)
+                    if _is_awaitable(outcome):
+                        return self._conclude_later(request, outcome)
+                    response = _checked_custom_response(outcome)
+        except Exception as error:  # noqa: BLE001
+            response = self._failure(request, error)
+        return self._conclude(request, response)
 
-    def _identity_of(self, device: Any) -> DeviceIdentity:
+    def _identity_of(self, device: AnyDevice) -> DeviceIdentity:
         identity = getattr(device, "identity", None)
         return identity if isinstance(identity, DeviceIdentity) else self.identity
 
-    def _diagnose(self, pdu: Diagnostics) -> ResponsePdu | object:
+    def _diagnose(self, request: Request) -> Response | None:
+        """Function 08 addressed to this server (not broadcast)."""
         diagnostics = self.diagnostics
+        pdu: Diagnostics = request.pdu  # type: ignore[assignment]
         sub_function = pdu.sub_function
         if sub_function == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION:
-            was_listening_only = diagnostics.listen_only
+            # The answer goes out before the restart, and none at all when
+            # the port was in listen-only mode.
+            response = None
+            if diagnostics.listen_only:
+                diagnostics.no_response()
+            else:
+                response = self._conclude(request, DiagnosticsResponse(sub_function, pdu.data))
             diagnostics.restart(clear_log=pdu.data == b"\xff\x00")
-            return _NO_RESPONSE if was_listening_only else DiagnosticsResponse(sub_function, pdu.data)
+            return response
         if sub_function == DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE:
             diagnostics.enter_listen_only()
-            return _NO_RESPONSE
-        if sub_function == DiagnosticSubFunction.RETURN_DIAGNOSTIC_REGISTER:
-            return DiagnosticsResponse(sub_function, (diagnostics.diagnostic_register & 0xFFFF).to_bytes(2, "big"))
+            diagnostics.no_response()
+            return None
         if sub_function == DiagnosticSubFunction.CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER:
+            # Cleared after this answer is counted, so that the counters
+            # read zero until the next request.
+            response = self._conclude(request, DiagnosticsResponse(sub_function, pdu.data))
             diagnostics.clear_counters()
-        elif sub_function == DiagnosticSubFunction.CLEAR_OVERRUN_COUNTER_AND_FLAG:
-            diagnostics.clear_overrun()
-        elif sub_function >= DiagnosticSubFunction.RETURN_BUS_MESSAGE_COUNT and sub_function != 0x14:
-            return DiagnosticsResponse(sub_function, diagnostics.counter(sub_function).to_bytes(2, "big"))
-        # 00 echoes its data; 03 echoes, and the connection changes its
-        # delimiter when it sends the echo; 0A and 14 echo after clearing.
-        return DiagnosticsResponse(sub_function, pdu.data)
+            return response
+        if sub_function == DiagnosticSubFunction.RETURN_DIAGNOSTIC_REGISTER:
+            data = (diagnostics.diagnostic_register & 0xFFFF).to_bytes(2, "big")
+        elif sub_function in _COUNTER_SUB_FUNCTIONS:
+            data = diagnostics.counter(sub_function).to_bytes(2, "big")
+        else:
+            # 00 echoes its data; 03 and 14 echo after acting.
+            if sub_function == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER:
+                diagnostics.change_ascii_delimiter(pdu.data[0])
+            elif sub_function == DiagnosticSubFunction.CLEAR_OVERRUN_COUNTER_AND_FLAG:
+                diagnostics.clear_overrun()
+            data = pdu.data
+        return self._conclude(request, DiagnosticsResponse(sub_function, data))
 
-    def _broadcast(self, request: Request) -> _DispatchResult:
+    # -- broadcasts ----------------------------------------------------
+
+    def _broadcast(self, request: Request) -> Awaitable[None] | None:
+        """Unit 0 on a line with broadcasts: execute writes everywhere, answer nothing."""
         diagnostics = self.diagnostics
-        diagnostics.message_received(broadcast=True)
         pdu = request.pdu
         cls = pdu.__class__
-        listen_only = diagnostics.listen_only
-        diagnostics.no_response()
+        listen_only = diagnostics.message_received(broadcast=True)
+        if cls is Diagnostics:
+            sub_function = pdu.sub_function  # type: ignore[attr-defined]
+            if sub_function in _BROADCAST_DIAGNOSTICS and (not listen_only or _is_restart(pdu)):
+                self._diagnose_broadcast(pdu)  # type: ignore[arg-type]
+            else:
+                diagnostics.no_response()
+            return None
+        if listen_only:
+            diagnostics.no_response()
+            return None
+        if cls is MalformedRequest or cls is RawPdu:
+            # It would have been answered with an exception: count it.
+            code = pdu.exception_code if cls is MalformedRequest else ExceptionCode.ILLEGAL_FUNCTION  # type: ignore[attr-defined]
+            diagnostics.completed_silently(code)
+            return None
+        operation = _OPERATIONS.get(cls)
+        if operation is None or not operation[3]:
+            diagnostics.no_response()  # reads by broadcast are ignored
+            return None
+        name, invoke, _, _ = operation
+        first_error: int | None = None
         pending: list[Awaitable[Any]] = []
-        if cls is Diagnostics and pdu.sub_function in _BROADCAST_DIAGNOSTICS:  # type: ignore[attr-defined]
-            if not listen_only or _is_restart(pdu):
-                self._record_silent(self._diagnose(pdu))  # type: ignore[arg-type]
-        elif cls in _BROADCAST_WRITES and not listen_only:
-            method, args, _finish = _PLANS[cls](pdu)
-            for device in self.context.devices():
-                try:
-                    result = getattr(device, method)(*args)
-                except Exception as error:  # noqa: BLE001
-                    self._record_silent(self._failure(request, error))
-                    continue
-                if _is_awaitable(result):
-                    pending.append(result)
-                else:
-                    self._record_silent(None)
+        for device in self.context.devices():
+            method = getattr(device, name, None)
+            if method is None:
+                first_error = first_error or ExceptionCode.ILLEGAL_FUNCTION
+                continue
+            try:
+                result = invoke(method, pdu)
+            except Exception as error:  # noqa: BLE001
+                first_error = first_error or self._failure(request, error).exception_code
+                continue
+            if _is_awaitable(result):
+                pending.append(result)
         if pending:
-            return self._broadcast_later(request, pending)
+            return self._broadcast_later(request, pending, first_error)
+        diagnostics.completed_silently(first_error)
         return None
 
-    async def _broadcast_later(self, request: Request, pending: list[Awaitable[Any]]) -> None:
+    async def _broadcast_later(
+        self, request: Request, pending: Sequence[Awaitable[Any]], first_error: int | None
+    ) -> None:
         for awaitable in pending:
             try:
                 await awaitable
             except Exception as error:  # noqa: BLE001
-                self._record_silent(self._failure(request, error))
-            else:
-                self._record_silent(None)
+                first_error = first_error or self._failure(request, error).exception_code
+        self.diagnostics.completed_silently(first_error)
 
-    def _record_silent(self, outcome: ResponsePdu | object | None) -> None:
-        """Count what a broadcast did, though nothing is sent."""
-        if outcome.__class__ is ExceptionResponse:
-            self.diagnostics.exception_returned(outcome.exception_code)
-        elif outcome is not _NO_RESPONSE:
-            self.diagnostics.event_count += 1
+    def _diagnose_broadcast(self, pdu: Diagnostics) -> None:
+        diagnostics = self.diagnostics
+        sub_function = pdu.sub_function
+        if sub_function == DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE:
+            diagnostics.enter_listen_only()
+            diagnostics.no_response()
+            return
+        diagnostics.completed_silently(None)
+        if sub_function == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION:
+            diagnostics.restart(clear_log=pdu.data == b"\xff\x00")
+        elif sub_function == DiagnosticSubFunction.CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER:
+            diagnostics.clear_counters()
+        elif sub_function == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER:
+            diagnostics.change_ascii_delimiter(pdu.data[0])
+        else:
+            diagnostics.clear_overrun()
 
 
-def _is_restart(pdu: RequestPdu) -> bool:
-    return pdu.__class__ is Diagnostics and pdu.sub_function == DiagnosticSubFunction.RESTART_COMMUNICATIONS_OPTION
+def _checked_custom_response(outcome: object) -> ResponsePdu:
+    if not isinstance(outcome, ResponsePdu):
+        raise LocalProtocolError(f"a custom function returned {outcome!r}, not a response PDU")
+    return outcome

@@ -32,6 +32,9 @@ _CATEGORY_IDS = {
 }
 
 
+_READ_CODES = frozenset(DeviceIdCode)
+
+
 def _as_bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
@@ -112,7 +115,18 @@ class DeviceIdentity:
         return 0x81
 
     def read(self, read_code: int, object_id: int) -> ReadDeviceIdentificationResponse:
-        """The response to a 43/14 request (read code already checked to be 1..4)."""
+        """The response to a 43/14 request.
+
+        Read codes 1..3 stream the objects of their category (cumulative:
+        regular includes basic) from *object_id* on, or from object 0 when
+        *object_id* is not one of them.  Objects are never split: when the
+        next one does not fit, the response says More Follows with the id
+        to ask for next, which is always higher than the request's.  Read
+        code 4 returns the one object *object_id*, or raises exception 02
+        when there is no such object; any other read code raises 03.
+        """
+        if read_code not in _READ_CODES:
+            raise ModbusExceptionError(ExceptionCode.ILLEGAL_DATA_VALUE, f"read device id code {read_code} is not 1..4")
         if read_code == DeviceIdCode.SPECIFIC:
             if object_id not in self._objects:
                 raise ModbusExceptionError(ExceptionCode.ILLEGAL_DATA_ADDRESS, f"no object {object_id:#04x}")

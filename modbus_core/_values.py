@@ -11,7 +11,6 @@ other three combinations are CDAB (word_order="little"), BADC
 from __future__ import annotations
 
 import enum
-import math
 import struct
 from collections.abc import Sequence
 from typing import Literal, TypeAlias
@@ -51,6 +50,14 @@ _FORMATS: dict[DataType, tuple[str, int]] = {
 }
 
 
+def _data_type(data_type: DataType | str) -> DataType:
+    try:
+        return DataType(data_type)
+    except ValueError:
+        choices = ", ".join(member.value for member in DataType)
+        raise LocalProtocolError(f"unknown data type {data_type!r}; expected one of {choices}") from None
+
+
 def _check_order(name: str, order: str) -> None:
     if order not in ("big", "little"):
         raise LocalProtocolError(f"{name} must be 'big' or 'little', got {order!r}")
@@ -62,7 +69,7 @@ def register_count(data_type: DataType | str, length: int | None = None) -> int:
     *length* is required for strings (in registers: two characters each)
     and bit fields (in registers: sixteen bits each).
     """
-    data_type = DataType(data_type)
+    data_type = _data_type(data_type)
     if data_type in _FORMATS:
         return _FORMATS[data_type][1]
     if length is None or length < 1:
@@ -98,7 +105,7 @@ def to_registers(
     padded with NUL to *length* registers; bit fields are sequences of
     booleans, bit 0 of the first register first.
     """
-    data_type = DataType(data_type)
+    data_type = _data_type(data_type)
     _check_order("byte_order", byte_order)
     _check_order("word_order", word_order)
     if data_type in _FORMATS:
@@ -106,13 +113,11 @@ def to_registers(
         if code in "fd":
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise LocalProtocolError(f"{data_type.value} takes a number, got {value!r}")
-            if code == "f" and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
-                raise LocalProtocolError(f"{value!r} does not fit in a float32")
         elif not isinstance(value, int) or isinstance(value, bool):
             raise LocalProtocolError(f"{data_type.value} takes an integer, got {value!r}")
         try:
             raw = struct.pack(">" + code, value)
-        except struct.error as error:
+        except (struct.error, OverflowError) as error:
             raise LocalProtocolError(f"{value!r} does not fit in {data_type.value}: {error}") from None
         return _words_from_bytes(raw, byte_order, word_order)
     count = register_count(data_type, length)
@@ -142,7 +147,7 @@ def from_registers(
     word_order: Order = "big",
 ) -> Value:
     """Decode registers written by :func:`to_registers` (the inverse)."""
-    data_type = DataType(data_type)
+    data_type = _data_type(data_type)
     _check_order("byte_order", byte_order)
     _check_order("word_order", word_order)
     if data_type in _FORMATS:
