@@ -11,6 +11,7 @@ from ._checksum import crc16 as crc16
 from ._checksum import lrc as lrc
 from ._connection import ClientConnection as ClientConnection
 from ._connection import ServerConnection as ServerConnection
+from ._datastore import AsyncDevice as AsyncDevice
 from ._datastore import BitTable as BitTable
 from ._datastore import Change as Change
 from ._datastore import Device as Device
@@ -19,7 +20,6 @@ from ._datastore import ServerContext as ServerContext
 from ._datastore import Subscription as Subscription
 from ._datastore import TableKind as TableKind
 from ._diagnostics import ServerDiagnostics as ServerDiagnostics
-from ._dispatch import AsyncDevice as AsyncDevice
 from ._dispatch import Dispatcher as Dispatcher
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import ModbusError as ModbusError
