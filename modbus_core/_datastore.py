@@ -48,7 +48,7 @@ from typing import Generic, Protocol, Self, TypeAlias, TypeVar, runtime_checkabl
 from ._errors import LocalProtocolError, ModbusExceptionError
 from ._identity import DeviceIdentity
 from ._pdu import MAX_RECORD_NUMBER, ExceptionCode, FileRecord, FileRecordReference
-from ._values import DataType, Order, Value, from_registers, register_count, to_registers
+from ._values import DataType, Order, Value, ValueInput, from_registers, register_count, to_registers
 
 __all__ = [
     "AsyncDevice",
@@ -177,15 +177,15 @@ class _Table(Generic[_V]):
 
     # -- construction ------------------------------------------------------
 
-    def _storage(self, values: Iterable[_V]) -> list[bool] | array[int]:
+    def _storage(self, values: Iterable[int]) -> list[bool] | array[int]:
         raise NotImplementedError
 
     @classmethod
-    def sparse(cls, values: Mapping[int, _V], kind: TableKind) -> Self:
+    def sparse(cls, values: Mapping[int, int], kind: TableKind) -> Self:
         """A table holding exactly the addresses of *values*; every other address is missing."""
         table = cls(kind)
         run_start: int | None = None
-        run: list[_V] = []
+        run: list[int] = []
         for address in sorted(values):
             if not isinstance(address, int):
                 raise LocalProtocolError(f"{table.kind.value}: addresses are integers, got {address!r}")
@@ -199,7 +199,7 @@ class _Table(Generic[_V]):
             table.add(run_start, run)
         return table
 
-    def add(self, address: int, values: Iterable[_V]) -> None:
+    def add(self, address: int, values: Iterable[int]) -> None:
         """Make addresses ``address..address+len(values)-1`` present, holding *values*.
 
         A block adjacent to an existing one joins it, so that a read may span
@@ -304,10 +304,10 @@ class _Table(Generic[_V]):
     def __getitem__(self, address: int) -> _V:
         return self.read(address, 1)[0]
 
-    def __setitem__(self, address: int, value: _V) -> None:
+    def __setitem__(self, address: int, value: int) -> None:
         self.write(address, (value,), force=True)
 
-    def write(self, address: int, values: Iterable[_V], *, force: bool = False) -> None:
+    def write(self, address: int, values: Iterable[int], *, force: bool = False) -> None:
         """Write *values* from *address* on, all or none.
 
         A missing address, or a read-only one unless *force* (application
@@ -356,7 +356,7 @@ class BitTable(_Table[bool]):
 
     __slots__ = ()
 
-    def _storage(self, values: Iterable[bool]) -> list[bool]:
+    def _storage(self, values: Iterable[int]) -> list[bool]:
         if isinstance(values, str | bytes | bytearray):
             raise LocalProtocolError(f"bit values are a sequence of booleans, got {values!r}")
         return list(map(bool, values))
@@ -410,7 +410,7 @@ class RegisterTable(_Table[int]):
     def set_value(
         self,
         address: int,
-        value: Value,
+        value: ValueInput,
         data_type: DataType | str,
         *,
         length: int | None = None,

@@ -21,6 +21,7 @@ __all__ = ["DataType", "from_registers", "register_count", "to_registers"]
 
 Order: TypeAlias = Literal["big", "little"]
 Value: TypeAlias = "int | float | str | tuple[bool, ...]"
+ValueInput: TypeAlias = "int | float | str | Sequence[bool]"
 
 
 class DataType(enum.StrEnum):
@@ -92,7 +93,7 @@ def _bytes_from_words(registers: Sequence[int], byte_order: Order, word_order: O
 
 
 def to_registers(
-    value: Value,
+    value: ValueInput,
     data_type: DataType | str,
     *,
     byte_order: Order = "big",
