@@ -192,34 +192,51 @@ def _read_line(stream: object, deadline: float) -> bytes:
     return line
 
 
-@pytest.fixture
-def pty_pair() -> Iterator[PtyPair]:
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed")
+def start_socat(*addresses: str) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """socat joining two pseudo-terminals (extra pty options in *addresses*), ready to transfer.
+
+    Returns the process and the two /dev/pts paths; the caller kills it.
+    """
     process = subprocess.Popen(
-        ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
+        ["socat", "-d", "-d", *(addresses or ("pty,raw,echo=0", "pty,raw,echo=0"))],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 5
         paths: list[str] = []
-        started = False
-        while not started:
+        while True:
             line = _read_line(process.stderr, deadline)
             if not line:
                 raise RuntimeError("socat exited")
             match = _PTY.search(line)
             if match:
                 paths.append(match.group(1).decode())
-            started = b"starting data transfer loop" in line
+            if b"starting data transfer loop" in line:
+                break
         assert len(paths) == 2, paths
+    except BaseException:
+        stop_socat(process)
+        raise
+    return process, paths
+
+
+def stop_socat(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait(timeout=5)
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[PtyPair]:
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed")
+    process, paths = start_socat()
+    try:
         yield PtyPair(paths[0], paths[1])
     finally:
-        process.kill()
-        process.wait(timeout=5)
-        assert process.stderr is not None
-        process.stderr.close()
+        stop_socat(process)
 
 
 # ---------------------------------------------------------------------------
