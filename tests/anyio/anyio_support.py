@@ -10,7 +10,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.abc
 import pytest
 import trustme
 from cryptography import x509
@@ -20,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from modbus_anyio import ROLE_OID
+from modbus_core import NEED_DATA, ClientConnection, Framer, MbapFramer, Request, RequestPdu, Response
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -174,3 +178,53 @@ def pty_pair() -> Iterator[PtyPair]:
         process.wait(timeout=5)
         if process.stderr is not None:
             process.stderr.close()
+
+
+# ---------------------------------------------------------------------------
+# a small Modbus client on modbus_core, for driving the servers
+
+
+class Client:
+    """Requests over an anyio byte stream, answers matched by the core's ClientConnection."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, framer: Framer | None = None) -> None:
+        self.stream = stream
+        self.connection = ClientConnection(framer if framer is not None else MbapFramer())
+
+    async def send(self, pdu: RequestPdu, unit: int = 1) -> Request:
+        request = self.connection.request(pdu, unit)
+        await self.stream.send(self.connection.send(request))
+        return request
+
+    async def response(self) -> Response:
+        while True:
+            event = self.connection.next_event()
+            if event is NEED_DATA:
+                data = await self.stream.receive()
+                self.connection.receive_data(data, anyio.current_time())
+                continue
+            if isinstance(event, Response):
+                return event
+            raise AssertionError(f"unexpected {event!r}")
+
+    async def call(self, pdu: RequestPdu, unit: int = 1) -> Any:
+        """The Response (typed Any, so that tests read the fields of the PDU they expect)."""
+        await self.send(pdu, unit)
+        return await self.response()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def connect(port: int, host: str = "127.0.0.1", framer: Framer | None = None) -> Client:
+    return Client(await anyio.connect_tcp(host, port), framer)
+
+
+async def read_all_until_closed(stream: anyio.abc.ByteStream) -> bytes:
+    """Every byte until the peer closes (bounded by the caller's timeout)."""
+    data = b""
+    try:
+        while True:
+            data += await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return data

@@ -1,0 +1,865 @@
+"""Servers: the common lifecycle, TCP and TLS, and ``serve_stream``.
+
+Every server runs under asyncio or trio (anyio).  Listeners, task groups,
+cancellation and the lifecycle are anyio's; the data path is chosen by the
+running backend:
+
+* on asyncio, connections are :class:`asyncio.Protocol` objects
+  (``loop.create_server``): the core is fed from ``data_received`` and
+  synchronous answers are written at once, with no task per connection.
+  anyio's stream layer costs as much per request as all the Modbus work
+  (see ``benchmarks/README.md``), so this thinner path is worth having;
+* on trio, and for any :class:`anyio.abc.ByteStream` (``serve_stream``),
+  connections are anyio streams served by one task each.
+
+Both paths drive the same :class:`~modbus_anyio._session.Session`, so they
+behave the same; the tests run every server on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+from anyio.streams.tls import TLSAttribute, TLSListener
+
+from modbus_core import (
+    CustomFunction,
+    DeviceIdentity,
+    Dispatcher,
+    Framer,
+    FunctionTable,
+    RemoteProtocolError,
+    ServerConnection,
+    ServerContext,
+    ServerDiagnostics,
+)
+
+from ._handler import ConnectionInfo, Handler, next_connection_id
+from ._security import RolePolicy, check_server_context, client_role, server_ssl_context
+from ._session import FramerSpec, Hooks, Session, TraceConnect, TracePacket, TracePdu, build_framer, function_table
+
+if TYPE_CHECKING:
+    from .compat import ModbusDeviceIdentification
+
+__all__ = ["ConnectionPolicy", "ServerBase", "TcpServer", "TlsServer", "serve_stream", "serve_tcp", "serve_tls"]
+
+logger = logging.getLogger("modbus_anyio")
+
+StrPath: TypeAlias = "str | PathLike[str]"
+Answer: TypeAlias = "ServerContext | Handler"
+"""What a server answers with: a datastore (the fast path) or a handler."""
+
+
+class ConnectionPolicy(enum.StrEnum):
+    """What a server does when a client connects while *max_connections* are open."""
+
+    CLOSE_OLDEST_IDLE = "close_oldest_idle"
+    """Close the connection that has been quiet longest (not one whose request is
+    being answered) and accept the new one; refuse it when every connection is busy."""
+    REFUSE = "refuse"
+    """Close the new connection at once."""
+
+
+def format_address(address: object) -> str:
+    """``"127.0.0.1:502"``, ``"[::1]:502"``, or ``str(address)`` for other kinds."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def _current_backend_is_asyncio() -> bool:
+    return isinstance(anyio.lowlevel.current_token().native_token, asyncio.AbstractEventLoop)
+
+
+def _socket_options(sock: Any, keepalive: bool) -> None:
+    """TCP_NODELAY always; keepalive probes after 60 s idle, every 10 s, 5 tries."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not keepalive:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def bind_sockets(
+    hosts: str | Sequence[str] | None, port: int, kind: socket.SocketKind, backlog: int = 128
+) -> list[socket.socket]:
+    """Bound (and, for TCP, listening) non-blocking sockets for every address of *hosts*.
+
+    None or ``""`` means every interface, IPv4 and IPv6.  With port 0 the
+    first socket picks a free port and the others bind the same one.
+    """
+    if hosts is None or hosts == "":
+        names: list[str | None] = [None]
+    elif isinstance(hosts, str):
+        names = [hosts]
+    else:
+        names = list(hosts)
+    addresses: list[tuple[int, tuple[Any, ...]]] = []
+    for name in names:
+        try:
+            infos = socket.getaddrinfo(name, port, type=kind, flags=socket.AI_PASSIVE)
+        except socket.gaierror as error:
+            raise OSError(f"cannot resolve {name!r}: {error}") from None
+        for info in infos:
+            if info[0] in (socket.AF_INET, socket.AF_INET6) and (info[0], info[4]) not in addresses:
+                addresses.append((info[0], info[4]))
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in addresses:
+            sock = socket.socket(family, kind)
+            sockets.append(sock)
+            sock.setblocking(False)
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as error:
+                if family == socket.AF_INET6 and hosts in (None, "") and error.errno == 99:
+                    sockets.pop().close()  # no IPv6 on this machine: IPv4 alone
+                    continue
+                raise OSError(error.errno, f"cannot bind {format_address(address)}: {error.strerror}") from None
+            if kind == socket.SOCK_STREAM:
+                sock.listen(backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        raise OSError(f"no address to bind for {hosts!r}")
+    return sockets
+
+
+class _Record:
+    """An open connection as the server tracks it (for limits, shutdown, ``connections``)."""
+
+    __slots__ = ("info", "last_activity", "session")
+
+    info: ConnectionInfo
+    session: Session
+    last_activity: float
+
+    def close(self) -> None:
+        """Close the connection now."""
+        raise NotImplementedError
+
+    def stop_reading(self) -> None:
+        """Read no more requests (shutdown): finish the current one."""
+        raise NotImplementedError
+
+    @property
+    def busy(self) -> bool:
+        return self.session.blocked is not None
+
+
+class ServerBase:
+    """What every server has: the answer (datastore or handler), options, lifecycle.
+
+    Not instantiated directly: see :class:`TcpServer`, :class:`TlsServer`,
+    :class:`~modbus_anyio.UdpServer` and :class:`~modbus_anyio.SerialServer`.
+    """
+
+    transport: str = ""
+    _serial_line = False
+
+    def __init__(
+        self,
+        answer: Answer,
+        *,
+        name: str | None = None,
+        identity: DeviceIdentity | ModbusDeviceIdentification | None = None,
+        framer: FramerSpec = "socket",
+        ignore_missing_units: bool | None = None,
+        broadcast: bool | None = None,
+        functions: FunctionTable | None = None,
+        custom_pdu: Iterable[CustomFunction] | None = None,
+        units: Container[int] | None = None,
+        trace_packet: TracePacket | None = None,
+        trace_pdu: TracePdu | None = None,
+        trace_connect: TraceConnect | None = None,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        from ._session import framer_kind
+        from .compat import as_identity
+
+        framer_kind(framer)  # a clear error now rather than at the first connection
+        self._framer_spec = framer
+        self._name = name
+        self.functions = function_table(functions, custom_pdu)
+        self.hooks = Hooks(trace_packet, trace_pdu, trace_connect)
+        self.diagnostics = ServerDiagnostics()
+        self.dispatcher: Dispatcher | None = None
+        self.handler: Handler | None = None
+        if isinstance(answer, ServerContext):
+            self.dispatcher = Dispatcher(
+                answer,
+                diagnostics=self.diagnostics,
+                identity=as_identity(identity),
+                serial=self._serial_line,
+                broadcast=broadcast,
+                ignore_missing_units=ignore_missing_units,
+            )
+        elif callable(answer):
+            if identity is not None or broadcast is not None or ignore_missing_units is not None:
+                raise ValueError("identity, broadcast and ignore_missing_units apply to a datastore, not to a handler")
+            self.handler = answer
+        else:
+            raise TypeError(f"a server answers from a ServerContext or a handler, got {type(answer).__name__}")
+        self.units = units
+        if shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must not be negative")
+        self.shutdown_timeout = shutdown_timeout
+        self._records: dict[int, _Record] = {}
+        self._stop: anyio.Event | None = None
+        self._done: anyio.Event | None = None
+        self._running = False
+        self._listening = False
+
+    # -- public --------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The name given to the server, or ``"tcp 127.0.0.1:502"`` style once bound."""
+        if self._name is not None:
+            return self._name
+        addresses = self._address_text()
+        return f"{self.transport} {addresses}" if addresses else self.transport
+
+    @property
+    def connections(self) -> list[ConnectionInfo]:
+        """The connections open now."""
+        return [record.info for record in self._records.values()]
+
+    @property
+    def listening(self) -> bool:
+        """True between readiness and shutdown."""
+        return self._listening
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} listening={self._listening} connections={len(self._records)}>"
+
+    async def serve_forever(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until :meth:`shutdown` (or cancellation).
+
+        Reports readiness with ``task_status.started(self)`` once listening, so
+        ``server = await task_group.start(server.serve_forever)`` works and
+        :attr:`addresses` holds the bound ports.
+        """
+        if self._running:
+            raise RuntimeError(f"{self!r} is already serving")
+        self._running = True
+        self._stop = anyio.Event()
+        self._done = anyio.Event()
+        try:
+            async with anyio.create_task_group() as task_group:
+                await self._open(task_group)
+                self._listening = True
+                logger.info("%s: listening", self.name)
+                task_status.started(self)
+                await self._stop.wait()
+                self._listening = False
+                await self._close_listeners()
+                await self._finish_connections()
+                task_group.cancel_scope.cancel()
+        finally:
+            self._listening = False
+            with anyio.CancelScope(shield=True):
+                await self._close_listeners()
+                for record in list(self._records.values()):
+                    record.close()
+                self._records.clear()
+            self._running = False
+            self._done.set()
+            logger.info("%s: stopped", self.name)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, answer the requests already received, close every
+        connection, and return once the server has stopped (idempotent)."""
+        if self._stop is None or self._done is None:
+            return
+        self._stop.set()
+        await self._done.wait()
+
+    async def __aenter__(self) -> Any:
+        self._context_group = anyio.create_task_group()
+        await self._context_group.__aenter__()
+        try:
+            await self._context_group.start(self.serve_forever)
+        except BaseException as error:
+            await self._context_group.__aexit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            await self.shutdown()
+        finally:
+            result = await self._context_group.__aexit__(*exc_info)
+        return result
+
+    # -- for subclasses ---------------------------------------------------------
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+        raise NotImplementedError
+
+    async def _close_listeners(self) -> None:
+        """Stop accepting (idempotent)."""
+
+    def _address_text(self) -> str:
+        return ""
+
+    async def _finish_connections(self) -> None:
+        """Let every connection finish what it received, within shutdown_timeout."""
+        for record in list(self._records.values()):
+            record.stop_reading()
+        with anyio.move_on_after(self.shutdown_timeout):
+            while any(record.busy for record in self._records.values()):
+                await anyio.sleep(0.01)
+        for record in list(self._records.values()):
+            record.close()
+
+    def _new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
+        units = self.units
+        if units is None and self._serial_line and self.dispatcher is not None:
+            units = self.dispatcher
+        connection = ServerConnection(
+            framer, units=units, functions=self.functions, echo=echo, diagnostics=self.diagnostics
+        )
+        return Session(
+            connection, info, dispatcher=self.dispatcher, handler=self.handler, policy=self._policy(), hooks=self.hooks
+        )
+
+    def _policy(self) -> RolePolicy | None:
+        return None
+
+    def _info(self, transport: str, peer: str, local: str, framer: Framer, role: str | None = None) -> ConnectionInfo:
+        def encode(response: Any) -> bytes:
+            return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
+
+        return ConnectionInfo(
+            transport=transport,
+            peer=peer,
+            local=local,
+            role=role,
+            server=self.name,
+            connection_id=next_connection_id(),
+            encode=encode,
+        )
+
+
+# -- TCP and TLS ----------------------------------------------------------------
+
+
+class TcpServer(ServerBase):
+    """A Modbus TCP server (any framer: MBAP by default, RTU or ASCII over TCP too).
+
+    *answer* is a :class:`modbus_core.ServerContext` or a
+    :data:`~modbus_anyio.Handler`.  *host* defaults to 127.0.0.1; give
+    ``"::1"``, a name, a list of addresses, or None (every interface, IPv4
+    and IPv6).  *port* 0 picks a free port (see :attr:`addresses`).
+
+    Robustness: *frame_timeout* closes a connection whose MBAP frame stays
+    incomplete that long; *idle_timeout* (None: never) closes a connection
+    quiet that long; at *max_connections* open connections *connection_policy*
+    decides (and a warning is logged).  TCP_NODELAY and keepalive are on.
+    Pipelined requests are answered in order.
+    """
+
+    transport = "tcp"
+
+    def __init__(
+        self,
+        answer: Answer,
+        *,
+        host: str | Sequence[str] | None = "127.0.0.1",
+        port: int = 502,
+        framer: FramerSpec = "socket",
+        idle_timeout: float | None = None,
+        frame_timeout: float | None = 10.0,
+        max_connections: int | None = 1024,
+        connection_policy: ConnectionPolicy | str = ConnectionPolicy.CLOSE_OLDEST_IDLE,
+        keepalive: bool = True,
+        backlog: int = 128,
+        **options: Any,
+    ) -> None:
+        super().__init__(answer, framer=framer, **options)
+        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be 0..65535, got {port!r}")
+        for label, value in (("idle_timeout", idle_timeout), ("frame_timeout", frame_timeout)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{label} must be positive or None")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1, or None")
+        self.host = host
+        self._port = port
+        self.idle_timeout = idle_timeout
+        self.frame_timeout = frame_timeout
+        self.max_connections = max_connections
+        try:
+            self.connection_policy = ConnectionPolicy(connection_policy)
+        except ValueError:
+            choices = ", ".join(repr(policy.value) for policy in ConnectionPolicy)
+            raise ValueError(f"connection_policy must be one of {choices}, got {connection_policy!r}") from None
+        self.keepalive = keepalive
+        self.backlog = backlog
+        self._sockets: list[socket.socket] = []
+        self._bound: list[tuple[str, int]] = []
+        self._asyncio_servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[anyio.abc.Listener[Any]] = []
+        self._accept_scopes: list[anyio.CancelScope] = []
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound (host, port) pairs (empty until listening)."""
+        return list(self._bound)
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one until listening)."""
+        return self._bound[0][1] if self._bound else self._port
+
+    def _address_text(self) -> str:
+        return ", ".join(format_address(address) for address in self._bound)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return None
+
+    def _framer(self) -> Framer:
+        return build_framer(self._framer_spec, frame_timeout=self.frame_timeout)
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+        sockets = bind_sockets(self.host, self._port, socket.SOCK_STREAM, self.backlog)
+        self._sockets = sockets
+        self._bound = [sock.getsockname()[:2] for sock in sockets]
+        context = self._ssl_context()
+        if _current_backend_is_asyncio():
+            from ._asyncio_tcp import start_asyncio_servers
+
+            self._asyncio_servers = await start_asyncio_servers(self, sockets, context)
+        else:
+            for sock in sockets:
+                listener: anyio.abc.Listener[Any] = await anyio.abc.SocketListener.from_socket(sock)
+                if context is not None:
+                    listener = _QuietTLSListener(
+                        listener, context, standard_compatible=False, handshake_timeout=self._handshake_timeout()
+                    )
+                self._listeners.append(listener)
+                task_group.start_soon(self._accept, listener, task_group)
+
+    def _handshake_timeout(self) -> float:
+        return 10.0
+
+    async def _accept(self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup) -> None:
+        # Connections run in the server's task group: stopping to accept leaves them be.
+        with anyio.CancelScope() as scope:
+            self._accept_scopes.append(scope)
+            with contextlib.suppress(anyio.ClosedResourceError):
+                await listener.serve(self._serve_accepted, task_group)
+
+    async def _close_listeners(self) -> None:
+        for scope in self._accept_scopes:
+            scope.cancel()
+        servers, self._asyncio_servers = self._asyncio_servers, []
+        for server in servers:
+            server.close()
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            with contextlib.suppress(Exception):
+                await listener.aclose()
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    # -- admission and records ------------------------------------------------------
+
+    def _admit(self, record: _Record) -> bool:
+        """Apply the connection limit to a new connection; register it when admitted."""
+        limit = self.max_connections
+        if limit is not None and len(self._records) >= limit:
+            if self.connection_policy is ConnectionPolicy.REFUSE:
+                logger.warning(
+                    "%s: %d connections open (max_connections): refusing %s",
+                    self.name,
+                    len(self._records),
+                    record.info.peer,
+                )
+                return False
+            idle = [other for other in self._records.values() if not other.busy]
+            if not idle:
+                logger.warning(
+                    "%s: %d connections open and all busy (max_connections): refusing %s",
+                    self.name,
+                    len(self._records),
+                    record.info.peer,
+                )
+                return False
+            oldest = min(idle, key=lambda other: other.last_activity)
+            logger.warning(
+                "%s: %d connections open (max_connections): closing the oldest idle one, %s, for %s",
+                self.name,
+                len(self._records),
+                oldest.info.peer,
+                record.info.peer,
+            )
+            self._records.pop(oldest.info.connection_id, None)
+            oldest.close()
+        self._records[record.info.connection_id] = record
+        return True
+
+    def _forget(self, record: _Record) -> None:
+        self._records.pop(record.info.connection_id, None)
+
+    # -- the anyio stream path (trio) -----------------------------------------------
+
+    async def _serve_accepted(self, stream: anyio.abc.ByteStream) -> None:
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        _socket_options(raw, self.keepalive)
+        peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
+        local = format_address(stream.extra(anyio.abc.SocketAttribute.local_address, "?"))
+        role = None
+        transport = self.transport
+        if self._ssl_context() is not None:
+            try:
+                role = client_role(stream.extra(TLSAttribute.peer_certificate_binary, None))
+            except ValueError as error:
+                logger.warning("%s: %s: %s: closing", self.name, peer, error)
+                await anyio.aclose_forcefully(stream)
+                return
+        await _run_stream(self, stream, transport, peer, local, role, self.idle_timeout)
+
+
+class _QuietTLSListener(TLSListener):
+    """A TLSListener that logs a refused handshake in one line, without a traceback."""
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            raise exc
+        peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
+        logger.warning("TLS handshake with %s failed: %s", peer, exc or type(exc).__name__)
+
+
+class TlsServer(TcpServer):
+    """A Modbus/TCP Security server: TLS 1.2+, mutual authentication, roles.
+
+    Give *ssl_context* (an :class:`ssl.SSLContext` of your own; it must not
+    allow TLS older than 1.2) or *certfile*/*keyfile* (paths; *cafile*
+    verifies client certificates, which are required unless
+    *require_client_certificate* is False).  *policy* (a
+    :class:`~modbus_anyio.RolePolicy`) decides what each client role may do;
+    refused requests get exception 01.  Without a policy every
+    authenticated client may do anything.  Default port 802.
+    """
+
+    transport = "tls"
+
+    def __init__(
+        self,
+        answer: Answer,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        certfile: StrPath | None = None,
+        keyfile: StrPath | None = None,
+        cafile: StrPath | None = None,
+        password: str | bytes | None = None,
+        require_client_certificate: bool = True,
+        policy: RolePolicy | None = None,
+        port: int = 802,
+        handshake_timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(answer, port=port, **options)
+        if ssl_context is not None:
+            if certfile is not None or keyfile is not None or cafile is not None:
+                raise ValueError("give ssl_context or certfile/keyfile/cafile, not both")
+            check_server_context(ssl_context)
+            self._context = ssl_context
+        elif certfile is not None:
+            self._context = server_ssl_context(
+                certfile,
+                keyfile,
+                cafile=cafile,
+                password=password,
+                require_client_certificate=require_client_certificate,
+            )
+        else:
+            raise ValueError("a TLS server needs ssl_context, or certfile and keyfile")
+        if policy is not None and not isinstance(policy, RolePolicy):
+            raise TypeError(f"policy must be a RolePolicy, got {type(policy).__name__}")
+        self.policy = policy
+        self.handshake_timeout = handshake_timeout
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        return self._context
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return self._context
+
+    def _policy(self) -> RolePolicy | None:
+        return self.policy
+
+    def _handshake_timeout(self) -> float:
+        return self.handshake_timeout
+
+
+# -- serving one byte stream --------------------------------------------------------
+
+
+class _StreamRecord(_Record):
+    __slots__ = ("processing", "scope", "stopping", "stream")
+
+    def __init__(self, stream: anyio.abc.ByteStream, info: ConnectionInfo, session: Session, now: float) -> None:
+        self.stream = stream
+        self.info = info
+        self.session = session
+        self.last_activity = now
+        self.scope: anyio.CancelScope | None = None
+        self.processing = False
+        self.stopping = False
+
+    def close(self) -> None:
+        self.stopping = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def stop_reading(self) -> None:
+        self.stopping = True
+        if not self.processing and self.scope is not None:
+            self.scope.cancel()
+
+
+async def _run_stream(
+    server: TcpServer | None,
+    stream: anyio.abc.ByteStream,
+    transport: str,
+    peer: str,
+    local: str,
+    role: str | None,
+    idle_timeout: float | None,
+    *,
+    session_factory: Callable[[Framer, ConnectionInfo], Session] | None = None,
+    framer: Framer | None = None,
+    info_factory: Callable[[Framer], ConnectionInfo] | None = None,
+    hooks: Hooks | None = None,
+) -> None:
+    """Serve one connection (a server's, or serve_stream's) until EOF, error, timeout or shutdown."""
+    if server is not None:
+        framer = server._framer()
+        info = server._info(transport, peer, local, framer, role)
+        session = server._new_session(framer, info)
+        hooks = server.hooks
+    else:
+        assert framer is not None
+        assert info_factory is not None
+        assert session_factory is not None
+        info = info_factory(framer)
+        session = session_factory(framer, info)
+    record = _StreamRecord(stream, info, session, anyio.current_time())
+    try:
+        if server is not None and not server._admit(record):
+            await anyio.aclose_forcefully(stream)
+            return
+        if hooks is not None:
+            hooks.connected(True, info)
+        try:
+            with anyio.CancelScope() as record.scope:
+                await _stream_loop(record, idle_timeout)
+        finally:
+            if server is not None:
+                server._forget(record)
+            if hooks is not None:
+                hooks.connected(False, info)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(stream)
+
+
+async def _stream_loop(record: _StreamRecord, idle_timeout: float | None) -> None:
+    stream = record.stream
+    session = record.session
+    receive = stream.receive
+    send = stream.send
+    info = record.info
+    current_time = anyio.current_time
+    while not record.stopping:
+        deadline = math.inf if idle_timeout is None else record.last_activity + idle_timeout
+        frame_deadline = session.next_deadline()
+        if frame_deadline is not None and frame_deadline < deadline:
+            deadline = frame_deadline
+        record.processing = False
+        try:
+            if deadline == math.inf:
+                data = await receive()
+            else:
+                data = b""
+                with anyio.CancelScope(deadline=deadline):
+                    data = await receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return
+        except OSError as error:
+            logger.info("%s: connection error: %s", info.peer, error)
+            return
+        record.processing = True
+        now = current_time()
+        try:
+            if data:
+                record.last_activity = now
+                out = session.receive(data, now)
+            else:
+                frame_deadline = session.next_deadline()
+                if frame_deadline is not None and now >= frame_deadline:
+                    out = session.timeout(now)
+                elif idle_timeout is not None and now - record.last_activity >= idle_timeout:
+                    logger.info("%s: idle for %.1f s: closing", info.peer, idle_timeout)
+                    return
+                else:
+                    continue
+        except RemoteProtocolError as error:
+            logger.info("%s: %s: closing", info.peer, error)
+            return
+        try:
+            if out:
+                await send(out)
+            while session.blocked is not None:
+                out = await _unblock(session, send)
+                if out:
+                    await send(out)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+
+
+async def _unblock(session: Session, send: Callable[[bytes], Awaitable[None]]) -> bytes:
+    """Do the session's blocked item (await a handler, or write a paused RawReply); resume it."""
+    blocked = session.blocked
+    assert blocked is not None
+    if blocked.awaitable is not None:
+        try:
+            result: Any = await blocked.awaitable
+        except Exception as error:  # noqa: BLE001 - answered with exception 04 by the session
+            result = error
+        return session.resume(result)
+    assert blocked.raw is not None
+    for part in blocked.raw.parts:
+        if isinstance(part, bytes):
+            if part:
+                await send(part)
+        else:
+            await anyio.sleep(part)
+    return session.resume(None)
+
+
+async def serve_stream(
+    stream: anyio.abc.ByteStream,
+    answer: Answer,
+    *,
+    framer: FramerSpec = "socket",
+    peer: str = "stream",
+    local: str = "",
+    transport: str = "stream",
+    name: str = "stream",
+    role: str | None = None,
+    idle_timeout: float | None = None,
+    frame_timeout: float | None = None,
+    identity: DeviceIdentity | ModbusDeviceIdentification | None = None,
+    ignore_missing_units: bool | None = None,
+    broadcast: bool | None = None,
+    functions: FunctionTable | None = None,
+    custom_pdu: Iterable[CustomFunction] | None = None,
+    units: Container[int] | None = None,
+    policy: RolePolicy | None = None,
+    diagnostics: ServerDiagnostics | None = None,
+    trace_packet: TracePacket | None = None,
+    trace_pdu: TracePdu | None = None,
+    trace_connect: TraceConnect | None = None,
+) -> None:
+    """Serve Modbus on any :class:`anyio.abc.ByteStream` until it ends.
+
+    A websocket adapter, a radio link, one end of an in-memory pair: any
+    byte stream carries Modbus with any framer, through the same code as
+    the TCP server (timeouts, async handlers answered in order, hooks).
+    *peer*, *local*, *transport* and *role* fill the
+    :class:`~modbus_anyio.ConnectionInfo` that handlers and hooks see;
+    *policy* is checked against *role*.  The stream is closed on return.
+    """
+    answer_dispatcher: Dispatcher | None = None
+    handler: Handler | None = None
+    from .compat import as_identity
+
+    table = function_table(functions, custom_pdu)
+    line_diagnostics = diagnostics if diagnostics is not None else ServerDiagnostics()
+    if isinstance(answer, ServerContext):
+        answer_dispatcher = Dispatcher(
+            answer,
+            diagnostics=line_diagnostics,
+            identity=as_identity(identity),
+            broadcast=broadcast,
+            ignore_missing_units=ignore_missing_units,
+        )
+    elif callable(answer):
+        handler = answer
+    else:
+        raise TypeError(f"serve_stream answers from a ServerContext or a handler, got {type(answer).__name__}")
+    hooks = Hooks(trace_packet, trace_pdu, trace_connect)
+
+    def make_info(framer: Framer) -> ConnectionInfo:
+        def encode(response: Any) -> bytes:
+            return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
+
+        return ConnectionInfo(transport, peer, local, role, name, next_connection_id(), encode)
+
+    def make_session(framer: Framer, info: ConnectionInfo) -> Session:
+        connection = ServerConnection(framer, units=units, functions=table, diagnostics=line_diagnostics)
+        return Session(connection, info, dispatcher=answer_dispatcher, handler=handler, policy=policy, hooks=hooks)
+
+    await _run_stream(
+        None,
+        stream,
+        transport,
+        peer,
+        local,
+        role,
+        idle_timeout,
+        session_factory=make_session,
+        framer=build_framer(framer, frame_timeout=frame_timeout),
+        info_factory=make_info,
+        hooks=hooks,
+    )
+
+
+async def serve_tcp(
+    answer: Answer, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED, **options: Any
+) -> None:
+    """``TcpServer(answer, **options).serve_forever()``: reports the server object when listening."""
+    await TcpServer(answer, **options).serve_forever(task_status=task_status)
+
+
+async def serve_tls(
+    answer: Answer, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED, **options: Any
+) -> None:
+    """``TlsServer(answer, **options).serve_forever()``: reports the server object when listening."""
+    await TlsServer(answer, **options).serve_forever(task_status=task_status)
