@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
+from collections.abc import Sequence
 
 __all__ = ["bind_sockets", "format_address", "set_stream_options"]
 
@@ -19,17 +20,26 @@ def format_address(address: tuple[object, ...] | str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def bind_sockets(host: str | None, port: int, kind: socket.SocketKind, backlog: int = 128) -> list[socket.socket]:
-    """Non-blocking sockets bound to every address *host* resolves to.
+def bind_sockets(
+    hosts: str | Sequence[str] | None, port: int, kind: socket.SocketKind, backlog: int = 128
+) -> list[socket.socket]:
+    """Non-blocking sockets bound to every address *hosts* resolve to.
 
-    *host* None or ``""`` means every interface.  With port 0 the first
-    socket gets an ephemeral port and the others reuse it, so that all
-    share one port.  An address family the machine lacks is skipped when
-    another address could be bound.
+    *hosts* None or ``""`` means every interface (IPv4 and IPv6); a name
+    binds each address it resolves to; a list binds each of its entries.
+    With port 0 the first socket gets an ephemeral port and the others
+    reuse it, so that all share one port.  An address family the machine
+    lacks is skipped when another address could be bound.
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
         raise ValueError(f"port must be 0..65535, got {port!r}")
-    infos = socket.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE)
+    names: list[str | None] = [None] if not hosts else [hosts] if isinstance(hosts, str) else list(hosts)
+    infos = []
+    for name in names:
+        try:
+            infos += socket.getaddrinfo(name, port, type=kind, flags=socket.AI_PASSIVE)
+        except socket.gaierror as error:
+            raise OSError(f"cannot resolve {name!r}: {error}") from None
     seen: set[tuple[object, ...]] = set()
     sockets: list[socket.socket] = []
     skipped: OSError | None = None
@@ -64,7 +74,7 @@ def bind_sockets(host: str | None, port: int, kind: socket.SocketKind, backlog: 
                 raise
             sockets.append(sock)
         if not sockets:
-            raise skipped or OSError(f"{host!r} resolves to no address")
+            raise skipped or OSError(f"{hosts!r} resolves to no address")
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -72,15 +82,17 @@ def bind_sockets(host: str | None, port: int, kind: socket.SocketKind, backlog: 
     return sockets
 
 
-def set_stream_options(sock: socket.socket) -> None:
-    """TCP_NODELAY (answers leave at once) and keepalive (dead peers are found)."""
+def set_stream_options(sock: socket.socket, keepalive: bool = True) -> None:
+    """Non-blocking, TCP_NODELAY (answers leave at once) and keepalive (dead peers are found)."""
     sock.setblocking(False)
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not keepalive:
+        return
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         # Probe after a minute of silence instead of the system's two hours.
         if hasattr(socket, "TCP_KEEPIDLE"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 6)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)

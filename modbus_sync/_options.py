@@ -1,42 +1,14 @@
-"""Checks and conversions of the options every server takes.
-
-Kept apart from the servers so that each transport's constructor reads as
-the list of its options, and so that bad input fails at construction with a
-message that names the option.
-"""
+"""Checks of what a blocking server is given, so that bad input fails at
+construction with a message that names it."""
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable
-from typing import Literal
 
-from modbus_core import (
-    AsciiFramer,
-    CustomFunction,
-    DeviceIdentity,
-    Framer,
-    FunctionTable,
-    MbapFramer,
-    RtuFramer,
-    ServerContext,
-)
+from modbus_core import ServerContext
 
-__all__ = [
-    "ASYNC_DEVICE_OPERATIONS",
-    "ConnectionLimitPolicy",
-    "FramerName",
-    "check_sync_context",
-    "check_sync_handler",
-    "framer_factory",
-    "function_table",
-    "identity_of",
-    "positive_or_none",
-]
-
-FramerName = Literal["socket", "tls", "rtu", "ascii"]
-ConnectionLimitPolicy = Literal["refuse", "close_oldest_idle"]
+__all__ = ["ASYNC_DEVICE_OPERATIONS", "check_sync_context", "check_sync_handler", "positive_or_none"]
 
 ASYNC_DEVICE_OPERATIONS = (
     "read_coils",
@@ -52,63 +24,6 @@ ASYNC_DEVICE_OPERATIONS = (
     "read_file_records",
     "write_file_records",
 )
-
-
-def framer_name(framer: object, default: str) -> str:
-    """``"socket"``, ``"rtu"`` or ``"ascii"`` for a name or a ``FramerType`` member."""
-    if framer is None:
-        return default
-    value = getattr(framer, "value", framer)  # compat FramerType members carry their name as value
-    if not isinstance(value, str):
-        raise ValueError(f"framer must be 'socket', 'tls', 'rtu' or 'ascii', got {framer!r}")
-    name = value.lower()
-    if name == "tls":
-        name = "socket"  # TLS carries MBAP frames, as plain TCP does
-    if name not in ("socket", "rtu", "ascii"):
-        raise ValueError(f"framer must be 'socket', 'tls', 'rtu' or 'ascii', got {framer!r}")
-    return name
-
-
-def framer_factory(
-    name: str,
-    *,
-    datagram: bool = False,
-    frame_timeout: float | None = None,
-    baudrate: int = 19200,
-    strict_timing: bool = False,
-) -> Callable[[], Framer]:
-    """A function making one fresh framer per connection."""
-    if name == "socket":
-        timeout = None if datagram else frame_timeout
-        return lambda: MbapFramer(datagram=datagram, frame_timeout=timeout)
-    if name == "rtu":
-        return lambda: RtuFramer(baudrate, strict_timing=strict_timing, datagram=datagram)
-    return lambda: AsciiFramer(timeout=frame_timeout) if frame_timeout is not None else AsciiFramer()
-
-
-def function_table(functions: FunctionTable | None, custom_pdu: Iterable[CustomFunction] | None) -> FunctionTable:
-    """The table decoding requests: *functions*, or the standard one plus *custom_pdu*."""
-    if functions is not None and custom_pdu is not None:
-        raise ValueError("give either functions= or custom_pdu=, not both")
-    if functions is not None:
-        if not isinstance(functions, FunctionTable):
-            raise TypeError(f"functions must be a modbus_core.FunctionTable, got {type(functions).__name__}")
-        return functions
-    return FunctionTable(custom_pdu or ())
-
-
-def identity_of(identity: object) -> DeviceIdentity | None:
-    """A :class:`DeviceIdentity` from ours or from the pymodbus-style compat object."""
-    if identity is None or isinstance(identity, DeviceIdentity):
-        return identity
-    convert = getattr(identity, "to_core", None)
-    if callable(convert):
-        converted = convert()
-        if isinstance(converted, DeviceIdentity):
-            return converted
-    raise TypeError(
-        f"identity must be a modbus_core.DeviceIdentity or a ModbusDeviceIdentification, got {type(identity).__name__}"
-    )
 
 
 def positive_or_none(name: str, value: float | None) -> float | None:

@@ -6,59 +6,54 @@ import logging
 import os
 import selectors
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import serial
 
-from modbus_anyio._handler import ConnectionInfo, Handler, next_connection_id
-from modbus_core import CustomFunction, DeviceIdentity, FunctionTable, ServerConnection, ServerContext
+from modbus_anyio._session import FramerSpec, build_framer, framer_kind
+from modbus_core import AsciiFramer, Framer, RtuFramer
 
-from ._options import positive_or_none
-from ._server import Link, Server, TraceConnect, TracePacket, TracePdu, _reason
-from ._tcp import _encoder
+from ._server import Answer, Link, Server, reason
 
 __all__ = ["SerialServer"]
 
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 4096
+_PARITIES = ("N", "E", "O", "M", "S")
 
 
 class _LineLink(Link):
-    """The serial line: one link for the server's whole life, reopened after errors."""
+    """The serial line: one link while the port is open (a new one after a reopen)."""
 
     __slots__ = ("port",)
 
-    def __init__(self, server: SerialServer, port: serial.Serial, conn: ServerConnection, now: float) -> None:
-        info = ConnectionInfo(
-            transport="serial",
-            peer=server.device,
-            local=server.device,
-            server=server.name,
-            connection_id=next_connection_id(),
-            encode=_encoder(conn.framer),
-        )
-        super().__init__(server, conn, info, now)
+    def __init__(self, server: SerialServer, port: serial.Serial, now: float) -> None:
+        framer = server.new_framer()
+        super().__init__(server, server.new_info("serial", server.device, server.device, framer), now)
         self.port = port
+        self.start_session(server.new_session(framer, self.info, echo=server.echo))
 
     def fileobj(self) -> int:
-        return self.port.fileno()  # type: ignore[no-any-return]
+        return int(self.port.fileno())
 
     def close_transport(self) -> None:
         try:
             self.port.close()
         except (OSError, serial.SerialException) as error:
-            logger.debug("%s: close failed: %s", self, error)
+            logger.debug("%s: closing %s failed: %s", self.server.name, self.info.peer, error)
 
     def write_some(self, data: bytes) -> int:
-        # Serial writes block until the driver took the bytes: a frame is at
-        # most 513 characters, and nothing else shares this line's thread.
+        # The port is opened with write_timeout=None: a write returns once
+        # the driver took the bytes.  A frame is at most 513 characters and
+        # nothing else shares this server's thread, so waiting is harmless.
         written = self.port.write(data)
         return len(data) if written is None else int(written)
 
     def on_ready(self, mask: int, now: float) -> None:
         server = self.server
+        assert isinstance(server, SerialServer)
         try:
             if mask & selectors.EVENT_READ:
                 data = os.read(self.port.fileno(), _READ_SIZE)
@@ -68,181 +63,166 @@ class _LineLink(Link):
             if mask & selectors.EVENT_WRITE and not self.closed:
                 self.flush(now)
         except (OSError, serial.SerialException) as error:
-            assert isinstance(server, SerialServer)
             server.line_lost(self, error)
-        except Exception as error:
-            logger.exception("%s: error while serving", self)
-            del error
+        except Exception:
+            # A hook's or custom framer's bug: the line itself is fine.
+            logger.exception("%s: error while serving", server.name)
 
 
 class SerialServer(Server):
-    """A Modbus server on a serial line: RTU (default) or ASCII.
+    """A Modbus server on a serial line (RTU by default, or ASCII).
 
-    *port* is the device (``/dev/ttyUSB0``, ``COM3``); *baudrate*,
-    *bytesize*, *parity* and *stopbits* configure it.  *handle_local_echo*:
-    the adapter echoes what it sends (common on RS-485), and the echo is
-    dropped.  *rs485_mode* (a ``serial.rs485.RS485Settings``) and
-    *serial_options* (more ``serial.Serial`` keyword arguments, e.g.
-    ``{"exclusive": True}``) go to pyserial as they are.
-
-    The server answers only the units its context holds (or, with a
-    handler, *units* if given) and ignores other servers' traffic on a
-    shared line; unit 0 is broadcast (executed, never answered).
-    *strict_timing*: apply RTU's t1.5/t3.5 to arrival times (only for
-    ports that deliver bytes as they come; USB adapters do not).  If the
-    port fails (an adapter unplugged), the server reopens it every
-    *reconnect_delay* seconds until it is back.  Other options are those
-    of :class:`TcpServer`.  POSIX only: the loop waits on the port's file
-    descriptor.
+    *port* is the device (``"/dev/ttyUSB0"``); *baudrate*, *bytesize*,
+    *parity* (``"N"``, ``"E"``, ``"O"``, ``"M"``, ``"S"``) and *stopbits*
+    configure it.  *units* limits the unit ids answered (default: the
+    datastore's units, or every unit with a handler); frames for other
+    units, and other servers' answers on a shared RS-485 line, are
+    skipped.  Broadcasts (unit 0) execute writes unanswered.  *echo*
+    removes the local echo of adapters that hear themselves;
+    *rs485_mode* (a ``serial.rs485.RS485Settings``) and *serial_options*
+    (more ``serial.Serial`` arguments) pass through to pyserial;
+    *strict_timing* applies RTU's t1.5/t3.5 to arrival times (only for
+    ports that deliver bytes as they arrive, which USB adapters do not).
+    When the device fails (an adapter unplugged), the server reopens it
+    every *reconnect_delay* seconds (None: :meth:`serve_forever` raises
+    the error).  ``trace_connect`` is called when the port opens and
+    closes.  POSIX only: the loop waits on the port's file descriptor.
+    The common options are those of :class:`TcpServer`.
     """
 
     transport = "serial"
-    default_framer = "rtu"
+    _serial_line = True
 
     def __init__(
         self,
-        context: ServerContext | Handler,
+        answer: Answer,
         *,
         port: str,
         baudrate: int = 19200,
         bytesize: int = 8,
         parity: str = "N",
         stopbits: float = 1,
-        framer: object = "rtu",
-        name: str = "",
-        identity: DeviceIdentity | Any = None,
-        ignore_missing_units: bool | None = None,
-        broadcast: bool | None = None,
-        units: Iterable[int] | None = None,
-        functions: FunctionTable | None = None,
-        custom_pdu: Iterable[CustomFunction] | None = None,
-        trace_packet: TracePacket | None = None,
-        trace_pdu: TracePdu | None = None,
-        trace_connect: TraceConnect | None = None,
-        handle_local_echo: bool = False,
-        strict_timing: bool = False,
-        frame_timeout: float | None = None,
-        reconnect_delay: float = 2.0,
+        framer: FramerSpec = "rtu",
+        echo: bool = False,
         rs485_mode: Any = None,
         serial_options: Mapping[str, Any] | None = None,
-        handler_threads: int = 0,
-        shutdown_timeout: float = 5.0,
+        strict_timing: bool = False,
+        reconnect_delay: float | None = 2.0,
+        **options: Any,
     ) -> None:
         if os.name != "posix":  # pragma: no cover - the tests run on POSIX
-            raise OSError("modbus_sync.SerialServer needs POSIX (it waits on the port's file descriptor)")
+            raise OSError("modbus_sync.SerialServer needs POSIX: it waits on the port's file descriptor")
+        super().__init__(answer, framer=framer, **options)
         if not isinstance(port, str) or not port:
-            raise ValueError(f"port must name a serial device, got {port!r}")
+            raise ValueError("a serial server needs port= (the device, e.g. /dev/ttyUSB0)")
         if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
             raise ValueError(f"baudrate must be a positive integer, got {baudrate!r}")
-        super().__init__(
-            context,
-            name=name,
-            identity=identity,
-            framer=framer,
-            serial_line=True,
-            broadcast=broadcast,
-            ignore_missing_units=ignore_missing_units,
-            functions=functions,
-            custom_pdu=custom_pdu,
-            trace_packet=trace_packet,
-            trace_pdu=trace_pdu,
-            trace_connect=trace_connect,
-            idle_timeout=None,
-            frame_timeout=frame_timeout,
-            handler_threads=handler_threads,
-            shutdown_timeout=shutdown_timeout,
-            baudrate=baudrate,
-            strict_timing=strict_timing,
-        )
-        if units is not None:
-            if self.dispatcher is not None:
-                raise ValueError("units= is for handlers: with a ServerContext the server answers the context's units")
-            unit_set = frozenset(units)
-            for unit in unit_set:
-                if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit <= 247:
-                    raise ValueError(f"units are 0..247, got {unit!r}")
-            self.units = unit_set
-        delay = positive_or_none("reconnect_delay", reconnect_delay)
-        assert delay is not None
-        self.reconnect_delay = delay
+        if bytesize not in (5, 6, 7, 8):
+            raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {bytesize!r}")
+        parity = str(parity).upper()[:1]
+        if parity not in _PARITIES:
+            raise ValueError(f"parity must be one of N, E, O, M, S, got {parity!r}")
+        if stopbits not in (1, 1.5, 2):
+            raise ValueError(f"stopbits must be 1, 1.5 or 2, got {stopbits!r}")
+        if framer_kind(framer) == "socket":
+            raise ValueError("a serial line carries RTU or ASCII frames (or a custom framer), not MBAP")
+        if reconnect_delay is not None and not reconnect_delay > 0:
+            raise ValueError(f"reconnect_delay must be positive or None, got {reconnect_delay!r}")
         self.device = port
-        self.echo = bool(handle_local_echo)
-        self._port_options: dict[str, Any] = {
-            "baudrate": baudrate,
-            "bytesize": bytesize,
-            "parity": parity,
-            "stopbits": stopbits,
-            **dict(serial_options or {}),
-        }
-        self._rs485_mode = rs485_mode
+        self.baudrate = baudrate
+        self.bytesize = bytesize
+        self.parity = parity
+        self.stopbits = stopbits
+        self.echo = bool(echo)
+        self.rs485_mode = rs485_mode
+        self.serial_options = dict(serial_options or {})
+        self.strict_timing = strict_timing
+        self.reconnect_delay = reconnect_delay
         self._line: _LineLink | None = None
-        self._reopen_pending = False
+        self._failure: BaseException | None = None
 
     @property
     def addresses(self) -> list[str]:
-        """The serial device, as a one-item list (network servers list ``(host, port)``)."""
+        """The serial device, as a one-item list."""
         return [self.device]
 
-    def describe(self) -> str:
-        return f"{self.device} ({self.framer_name}, {self._port_options['baudrate']} baud)"
+    @property
+    def port(self) -> str:
+        """The serial device."""
+        return self.device
+
+    def _address_text(self) -> str:
+        return self.device
+
+    def new_framer(self) -> Framer:
+        kind = framer_kind(self._framer_spec)
+        if kind == "rtu":
+            return RtuFramer(self.baudrate, strict_timing=self.strict_timing)
+        if kind == "ascii":
+            return AsciiFramer()
+        return build_framer(self._framer_spec, baudrate=self.baudrate)
 
     def _open_port(self) -> serial.Serial:
-        port = serial.serial_for_url(self.device, do_not_open=True, timeout=0, write_timeout=None)
-        for option, value in self._port_options.items():
-            setattr(port, option, value)
-        if self._rs485_mode is not None:
-            port.rs485_mode = self._rs485_mode
-        port.open()
-        if not hasattr(port, "fileno"):
+        try:
+            port = serial.serial_for_url(
+                self.device,
+                baudrate=self.baudrate,
+                bytesize=self.bytesize,
+                parity=self.parity,
+                stopbits=self.stopbits,
+                timeout=0,
+                write_timeout=None,
+                do_not_open=True,
+                **self.serial_options,
+            )
+            if self.rs485_mode is not None:
+                port.rs485_mode = self.rs485_mode
+            port.open()
+        except (serial.SerialException, ValueError) as error:
+            raise OSError(f"cannot open serial port {self.device}: {error}") from None
+        try:
+            port.fileno()
+            port.reset_input_buffer()
+        except (AttributeError, OSError, serial.SerialException) as error:
             port.close()
-            raise OSError(f"{self.device}: this kind of port has no file descriptor to wait on")
+            raise OSError(f"cannot wait on serial port {self.device}: {error}") from None
         return port
 
     def _open_transport(self, selector: selectors.BaseSelector) -> None:
-        try:
-            port = self._open_port()
-        except serial.SerialException as error:
-            raise OSError(f"cannot open {self.device}: {error}") from None
-        self._start_line(port)
+        self._start_line(self._open_port())
 
     def _start_line(self, port: serial.Serial) -> None:
-        conn = ServerConnection(
-            self.new_framer(),
-            functions=self.functions,
-            units=self.units,
-            echo=self.echo,
-            diagnostics=self.diagnostics,
-        )
-        self._line = _LineLink(self, port, conn, time.monotonic())
-        if self._selector is not None:
-            self.add_link(self._line)
+        self._line = _LineLink(self, port, time.monotonic())
+        self.add_link(self._line)
 
-    def line_lost(self, link: _LineLink, error: BaseException) -> None:
-        """The port failed: close it and try again every reconnect_delay seconds."""
-        logger.error("%s: %s failed: %s; reopening every %g s", self, self.device, _reason(error), self.reconnect_delay)
-        self.close_link(link, None)
+    def line_lost(self, line: _LineLink, error: BaseException) -> None:
+        """The port failed: close it, and reopen it every reconnect_delay seconds."""
+        self.close_link(line, None)
         self._line = None
-        self._schedule_reopen()
+        if self.reconnect_delay is None:
+            logger.error("%s: %s", self.name, reason(error))
+            self._failure = error
+            self.request_stop()
+            return
+        logger.warning("%s: %s: reopening every %.1f s", self.name, reason(error), self.reconnect_delay)
+        self._schedule_reopen(self.reconnect_delay)
 
-    def _schedule_reopen(self) -> None:
+    def _schedule_reopen(self, delay: float) -> None:
         def reopen(now: float) -> None:
             if self._draining or self._line is not None:
                 return
             try:
                 port = self._open_port()
-            except (OSError, serial.SerialException) as error:
-                logger.debug("%s: %s still unavailable: %s", self, self.device, error)
-                self._schedule_reopen()
+            except OSError as error:
+                logger.debug("%s: still unavailable: %s", self.name, error)
+                self._schedule_reopen(delay)
                 return
-            logger.info("%s: %s reopened", self, self.device)
+            logger.info("%s: %s reopened", self.name, self.device)
             self._start_line(port)
 
-        self.call_later(self.reconnect_delay, reopen)
+        self.call_later(delay, reopen)
 
-    @property
-    def line(self) -> ConnectionInfo | None:
-        """The serial line's :class:`ConnectionInfo` while the port is open."""
-        return None if self._line is None else self._line.info
-
-    def _close_transport(self) -> None:
-        pass  # the line drains as a link; _close_everything closes it
+    def serve_forever(self) -> None:
+        super().serve_forever()
+        if self._failure is not None:
+            raise OSError(f"serial port {self.device} failed: {reason(self._failure)}") from self._failure

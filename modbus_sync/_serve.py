@@ -154,7 +154,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 print(f"modbuskit serve: error: {error}", file=sys.stderr)
                 return 1
             started.append(server)
-            print(f"modbuskit serve (sync): {server.transport} on {server.describe()}", file=sys.stderr, flush=True)
+            print(f"modbuskit serve (sync): {server.name}", file=sys.stderr, flush=True)
         # Wake now and then: a server that failed ends the command too.
         while not stop.wait(0.5):
             if not all(server.serving for server in started):

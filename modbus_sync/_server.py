@@ -3,32 +3,34 @@
 Concurrency model
 -----------------
 Each server runs one :mod:`selectors` event loop in one thread (the thread
-that calls :meth:`serve_forever`, or a background thread from
-:meth:`start` and ``with server:``).  Every socket is non-blocking and
-registered with the selector; a readable connection is read once, its bytes
-go to its :class:`modbus_core.ServerConnection` with the arrival time, and
-every complete request is answered at once, so that pipelined requests are
-all answered, in order, with one ``send`` for the lot.  Timers (the core's
-``next_deadline()``, idle connections, pauses of a :class:`RawReply`) live
-in one heap, checked after each wake-up.
+that calls :meth:`Server.serve_forever`, or a background thread from
+:meth:`Server.start` and ``with server:``).  Every socket is non-blocking
+and registered with the selector; a readable connection is read once, its
+bytes go to its session (a :class:`modbus_core.ServerConnection` behind
+the same ``Session`` the async servers use: role rules, trace hooks,
+dispatcher or handler) with their arrival time, and every complete request
+is answered at once, so that pipelined requests are all answered, in
+order, with one ``send`` for the lot.  Timers (the core's
+``next_deadline()``, idle connections, pauses of a ``RawReply``) live in
+one heap, checked after each wake-up.
 
 Why one loop rather than a thread per connection: Modbus requests are tiny
-and the datastore answers in microseconds, so the cost that matters is the
-per-request overhead.  A loop pays one ``select`` per wake-up and no thread
-switches (threads contend for the GIL: with ten busy connections a
-thread-per-connection server spends its time handing the GIL around), a
-connection costs a few hundred bytes instead of a thread stack, and a
-thousand idle connections cost nothing per request.  Shutdown and timeouts
-are simple too: the loop owns all state, and other threads talk to it only
-through a self-pipe (a socket pair) and a queue of calls.
+and the datastore answers in microseconds, so what counts is the overhead
+per request.  A loop pays one ``select`` per wake-up and no thread switch
+(threads contend for the GIL: with ten busy connections a
+thread-per-connection server spends its time handing the GIL around); a
+connection costs a few hundred bytes instead of a thread and its stack;
+a thousand idle connections cost nothing per request.  Shutdown and
+timeouts stay simple too: the loop owns all state, and other threads reach
+it only through a self-pipe (a socket pair) and a queue of calls.
 
 The price of one loop is that a handler that blocks stalls every
-connection of its server.  A handler that talks to slow things (a gateway,
+connection of its server.  A handler that waits on slow things (a gateway,
 a database) is given ``handler_threads=N``: handlers then run on a pool of
-*N* threads, each connection still gets its answers in order (one request
-of a connection at a time), and the loop keeps serving the others.  The
-datastore (:class:`modbus_core.Device`) locks itself, so several servers or
-handler threads may share it.
+*N* threads while the loop serves everyone else, and each connection still
+gets its answers in order (one request of a connection at a time).  The
+datastore (:class:`modbus_core.Device`) locks itself, so several servers,
+handler threads and the application may share it.
 """
 
 from __future__ import annotations
@@ -42,57 +44,47 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Container, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self
 
-from modbus_anyio._handler import ConnectionInfo, Handler, RawReply
-from modbus_anyio._security import RolePolicy
-from modbus_anyio.compat import as_identity
+from modbus_anyio._handler import ConnectionInfo, Handler, HandlerResult, dispatcher_handler, next_connection_id
+from modbus_anyio._session import (
+    FramerSpec,
+    Hooks,
+    Session,
+    TraceConnect,
+    TracePacket,
+    TracePdu,
+    framer_kind,
+    function_table,
+)
+from modbus_anyio.compat import ModbusDeviceIdentification, as_identity
 from modbus_core import (
-    NEED_DATA,
     CustomFunction,
     DeviceIdentity,
     Dispatcher,
-    ExceptionCode,
-    FrameDropped,
     Framer,
     FunctionTable,
-    ModbusExceptionError,
     Request,
-    Response,
     ServerConnection,
     ServerContext,
     ServerDiagnostics,
 )
 
-from ._options import (
-    check_sync_context,
-    check_sync_handler,
-    framer_factory,
-    framer_name,
-    function_table,
-    positive_or_none,
-)
+from ._options import check_sync_context, check_sync_handler, positive_or_none
 
-__all__ = ["Link", "Server", "TracePacket", "TracePdu", "TraceConnect"]
+__all__ = ["Link", "Server"]
 
 logger = logging.getLogger(__name__)
 
-TracePacket = Callable[[bool, bytes], bytes]
-"""``trace_packet(sending, data) -> data``: sees (and may replace) the bytes of every read and write."""
-TracePdu = Callable[[bool, Any], Any]
-"""``trace_pdu(sending, event) -> event``: sees (and may replace) each :class:`Request` and :class:`Response`."""
-TraceConnect = Callable[[bool], object]
-"""``trace_connect(connected)``: called when a client connects (True) and disconnects (False)."""
+Answer = ServerContext | Handler
+"""What a server answers with: a datastore (the core's dispatcher, the fast path) or a handler."""
 
-# A connection stops being read while this much output waits for the
-# client (it pipelines without reading its answers), or this many requests
-# wait for a handler thread.
+# A connection is not read while this much output waits for its client (it
+# pipelines without reading its answers).
 _HIGH_WATER = 256 * 1024
-_MAX_QUEUED = 64
-_READ_SIZE = 65536
 
 
 class _Timed(Protocol):
@@ -102,55 +94,72 @@ class _Timed(Protocol):
     def on_timer(self, now: float) -> None: ...
 
 
-def _call_hook(hook: Callable[..., object], *args: object) -> None:
-    try:
-        hook(*args)
-    except Exception:
-        logger.exception("%s raised", getattr(hook, "__qualname__", hook))
+class _Resume:
+    """In a link's output queue: the raw reply before it is written; resume the session."""
+
+    __slots__ = ()
+
+
+_RESUME = _Resume()
+
+
+class _PoolCall:
+    """A handler call running on a handler thread.
+
+    The session treats any object with ``__await__`` as an answer to wait
+    for; this one is waited for by the loop (a callback when the thread is
+    done), never awaited.
+    """
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Future[HandlerResult]) -> None:
+        self.future = future
+
+    def __await__(self) -> Generator[Any, None, HandlerResult]:  # pragma: no cover - never awaited
+        raise TypeError("a handler thread's call is not awaitable")
 
 
 class Link:
-    """One conversation with a peer: a TCP or TLS connection, a UDP peer, a serial line.
+    """One conversation with a peer: a TCP or TLS connection, a UDP peer, the serial line.
 
-    It owns the :class:`ServerConnection`, the :class:`ConnectionInfo`
-    handlers see, and the output waiting to be written (bytes, and pauses
-    from a :class:`RawReply`).  Subclasses say how bytes are written.
+    It owns the session (framing, rules, hooks, answering) and the output
+    not yet written: bytes, pauses (floats) and resume markers of a
+    ``RawReply``.  Subclasses say how bytes are written.
     """
 
     __slots__ = (
-        "busy",
         "closed",
-        "conn",
         "connected_at",
         "draining",
         "info",
         "interest",
-        "last_request",
+        "last_activity",
         "out",
         "out_size",
-        "queue",
         "reported",
         "resume_at",
         "server",
+        "session",
         "timer_at",
+        "waiting",
     )
 
-    #: whether queued responses may be joined into one write (streams yes, datagrams no)
+    #: whether output may be joined into one write (streams yes, datagrams no)
     joins_writes: ClassVar[bool] = True
 
-    def __init__(self, server: Server, conn: ServerConnection, info: ConnectionInfo, now: float) -> None:
+    def __init__(self, server: Server, info: ConnectionInfo, now: float) -> None:
         self.server = server
-        self.conn = conn
         self.info = info
-        self.out: deque[bytes | float] = deque()
+        self.session: Session | None = None  # TLS: once the handshake told the client's role
+        self.out: deque[bytes | float | _Resume] = deque()
         self.out_size = 0
         self.resume_at: float | None = None
-        self.queue: deque[Request] = deque()
-        self.busy = False
+        self.waiting = False  # a handler thread works on this link's request
         self.closed = False
         self.draining = False  # close once the output is written (EOF from the peer, or shutdown)
         self.connected_at = now
-        self.last_request = now
+        self.last_activity = now
         self.timer_at: float | None = None
         self.interest = 0
         self.reported = False  # trace_connect(True) was called
@@ -174,89 +183,103 @@ class Link:
     def on_ready(self, mask: int, now: float) -> None:
         """The selector callback: *mask* says readable and/or writable."""
 
-    def wanted_events(self) -> int:
-        """What the selector should watch for now."""
-        events = 0
-        if self.server.wants_read(self):
-            events |= selectors.EVENT_READ
-        if self.out and self.resume_at is None:
-            events |= selectors.EVENT_WRITE
-        return events
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """A request is being answered (a handler thread, a paused raw reply)."""
+        session = self.session
+        return session is not None and session.blocked is not None
 
     @property
     def idle(self) -> bool:
         """Nothing to write, no request in the works."""
-        return not self.out and not self.busy and not self.queue
+        return not self.out and not self.busy
+
+    def wanted_events(self) -> int:
+        """What the selector should watch for now."""
+        events = 0
+        if (
+            not self.draining
+            and self.session is not None
+            and self.session.blocked is None  # what arrives meanwhile would only pile up
+            and self.out_size < _HIGH_WATER
+        ):
+            events |= selectors.EVENT_READ
+        if self.out and self.resume_at is None and self.out[0].__class__ is bytes:
+            events |= selectors.EVENT_WRITE
+        return events
+
+    def start_session(self, session: Session) -> None:
+        self.session = session
+        self.info = session.info
 
     # -- reading --------------------------------------------------------------
 
     def receive(self, data: bytes, now: float) -> None:
-        """Bytes from the peer: hand them to the core and answer what they complete."""
-        server = self.server
-        if server.trace_packet is not None:
-            data = server.trace_packet(False, data)
-        self.conn.receive_data(data, now)
-        self.process(now)
-
-    def process(self, now: float) -> None:
-        """Answer every complete request the connection holds."""
-        conn = self.conn
-        server = self.server
-        respond = server.respond_now
-        chunks: list[bytes | float] = []
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                break
-            if event.__class__ is FrameDropped:
-                logger.debug("%s: dropped %s", self, event.reason)
-                continue
-            self.last_request = now
-            if respond is None:
-                self.enqueue(event, now)  # type: ignore[arg-type]
-                continue
-            reply = respond(event, self.info)  # type: ignore[arg-type]
-            if reply is not None:
-                server.encode_reply(self, reply, chunks)
-        if chunks:
-            self.write(chunks, now)
+        """Bytes from the peer: through the session, answers out."""
+        assert self.session is not None
+        self.last_activity = now
+        out = self.session.receive(data, now)
+        if out:
+            self.write(out, now)
+        if self.session.blocked is not None:
+            self.unblock(now)
         self.reschedule()
 
-    # -- handler threads --------------------------------------------------------
-
-    def enqueue(self, request: Request, now: float) -> None:
-        if self.busy:
-            self.queue.append(request)
-            if len(self.queue) >= _MAX_QUEUED:
+    def unblock(self, now: float) -> None:
+        """The session waits for an item: start it, or finish it at once."""
+        session = self.session
+        assert session is not None
+        while not self.waiting and not self.closed and (blocked := session.blocked) is not None:
+            if blocked.raw is not None:
+                self.waiting = True  # until the resume marker is reached
+                for part in blocked.raw.parts:
+                    self.out.append(part if isinstance(part, bytes) else float(part))
+                    if isinstance(part, bytes):
+                        self.out_size += len(part)
+                self.out.append(_RESUME)
+                self.flush(now)
+                return
+            awaitable = blocked.awaitable
+            if isinstance(awaitable, _PoolCall):
+                self.waiting = True
                 self.server.update_interest(self)
-        else:
-            self.busy = True
-            self.server.submit(self, request)
+                future = awaitable.future
+                future.add_done_callback(lambda done: self.server.call_soon_threadsafe(self._completed))
+                return
+            # A synchronous server cannot await: a handler or device that
+            # returned an awaitable gets exception 04 (logged by the session).
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            error = TypeError(f"{awaitable!r} is awaitable: modbus_sync needs synchronous handlers and devices")
+            self.write(session.resume(error), now)
 
-    def completed(self, reply: Response | RawReply | None, now: float) -> None:
-        """A handler thread answered this link's oldest request (in the loop thread)."""
-        self.busy = False
-        if self.closed:
+    def _completed(self, now: float) -> None:
+        """A handler thread finished this link's request (in the loop thread)."""
+        session = self.session
+        self.waiting = False
+        if self.closed or session is None or session.blocked is None:
             return
-        if reply is not None:
-            chunks: list[bytes | float] = []
-            self.server.encode_reply(self, reply, chunks)
-            self.write(chunks, now)
-        if self.queue and not self.closed:
-            self.busy = True
-            self.server.submit(self, self.queue.popleft())
-            if len(self.queue) == _MAX_QUEUED - 1:
-                self.server.update_interest(self)
-        self.after_output(now)
+        awaitable = session.blocked.awaitable
+        assert isinstance(awaitable, _PoolCall)
+        try:
+            result: Any = awaitable.future.result()
+        except Exception as error:  # noqa: BLE001 - the session answers 04 and logs it
+            result = error
+        self.write(session.resume(result), now)
+        self.unblock(now)
+        self.server.update_interest(self)
+        self.after_output()
+        self.reschedule()
 
     # -- writing --------------------------------------------------------------
 
-    def write(self, chunks: list[bytes | float], now: float) -> None:
-        """Queue *chunks* (bytes, and float pauses) and write what can be written now."""
-        out = self.out
-        if not out and self.joins_writes and len(chunks) == 1 and chunks[0].__class__ is bytes:
-            # The hot path: one answer, nothing waiting: write it straight away.
-            data: bytes = chunks[0]
+    def write(self, data: bytes, now: float) -> None:
+        """Write *data* now, or queue what the transport does not take."""
+        if not data or self.closed:
+            return
+        if not self.out:
             try:
                 written = self.write_some(data)
             except OSError as error:
@@ -264,69 +287,69 @@ class Link:
                 return
             if written == len(data):
                 return
-            out.append(data[written:])
-            self.out_size += len(data) - written
-            self.server.update_interest(self)
-            return
-        if self.joins_writes:
-            # Consecutive bytes become one write.
-            pending: list[bytes] = []
-            for chunk in chunks:
-                if chunk.__class__ is bytes:
-                    pending.append(chunk)
-                    continue
-                if pending:
-                    out.append(b"".join(pending))
-                    pending = []
-                out.append(chunk)
-            if pending:
-                out.append(b"".join(pending))
+            data = data[written:]
+        if self.out and self.joins_writes and self.out[-1].__class__ is bytes:
+            self.out[-1] += data
         else:
-            out.extend(chunks)
-        self.out_size += sum(len(chunk) for chunk in chunks if chunk.__class__ is bytes)
-        self.flush(now)
+            self.out.append(data)
+        self.out_size += len(data)
+        self.server.update_interest(self)
 
     def flush(self, now: float) -> None:
         """Write queued output until the transport pushes back or a pause begins."""
         out = self.out
-        while out and self.resume_at is None:
+        while out and self.resume_at is None and not self.closed:
             head = out[0]
-            if head.__class__ is not bytes:
+            if head.__class__ is float:
                 out.popleft()
                 if head:
-                    self.resume_at = now + head  # type: ignore[operator]
+                    self.resume_at = now + head
                     self.reschedule()
                 continue
+            if head is _RESUME:
+                out.popleft()
+                self.waiting = False
+                session = self.session
+                assert session is not None
+                more = session.resume(None)
+                if more:
+                    out.appendleft(more)
+                    self.out_size += len(more)
+                if session.blocked is not None:
+                    self.unblock(now)
+                continue
             try:
-                written = self.write_some(head)
+                written = self.write_some(head)  # type: ignore[arg-type]
             except OSError as error:
                 self.server.close_link(self, f"write failed: {error}")
                 return
             self.out_size -= written
-            if written < len(head):
-                out[0] = head[written:]
+            if written < len(head):  # type: ignore[arg-type]
+                out[0] = head[written:]  # type: ignore[index]
                 break
             out.popleft()
         self.server.update_interest(self)
-        self.after_output(now)
+        self.after_output()
 
-    def after_output(self, now: float) -> None:
+    def after_output(self) -> None:
         if self.draining and self.idle and not self.closed:
             self.server.close_link(self, None)
 
     # -- timers ---------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        deadlines = []
-        core = self.conn.next_deadline()
-        if core is not None:
-            deadlines.append(core)
-        if self.resume_at is not None:
-            deadlines.append(self.resume_at)
+        deadline: float | None = None
+        session = self.session
+        if session is not None:
+            deadline = session.next_deadline()
+        if self.resume_at is not None and (deadline is None or self.resume_at < deadline):
+            deadline = self.resume_at
         idle_timeout = self.server.idle_timeout
         if idle_timeout is not None:
-            deadlines.append(self.last_request + idle_timeout)
-        return min(deadlines) if deadlines else None
+            idle_deadline = self.last_activity + idle_timeout
+            if deadline is None or idle_deadline < deadline:
+                deadline = idle_deadline
+        return deadline
 
     def reschedule(self) -> None:
         deadline = self.next_deadline()
@@ -340,18 +363,21 @@ class Link:
             self.flush(now)
             if self.closed:
                 return
-        core = self.conn.next_deadline()
-        if core is not None and now >= core:
-            self.conn.handle_timeout(now)  # RemoteProtocolError: a partial frame timed out
-            self.process(now)
-            if self.closed:
-                return
+        session = self.session
+        if session is not None:
+            frame_deadline = session.next_deadline()
+            if frame_deadline is not None and now >= frame_deadline:
+                self.write(session.timeout(now), now)  # RemoteProtocolError: a partial frame stalled
+                if session.blocked is not None:
+                    self.unblock(now)
+                if self.closed:
+                    return
         idle_timeout = self.server.idle_timeout
         if (
             idle_timeout is not None
-            and now >= self.last_request + idle_timeout
+            and now >= self.last_activity + idle_timeout
             and self.idle
-            and self.conn.next_deadline() is None  # a frame is arriving: its own timeout governs
+            and (session is None or session.next_deadline() is None)  # a frame's own timeout governs
         ):
             self.server.idle_expired(self, idle_timeout)
             return
@@ -359,7 +385,7 @@ class Link:
 
 
 class _Later:
-    """A one-off timer (reopening a serial port, resuming accept)."""
+    """A one-off timer (reopening a serial port, resuming accept, a handshake deadline)."""
 
     __slots__ = ("action", "closed", "timer_at")
 
@@ -376,104 +402,70 @@ class Server:
     """What the TCP, TLS, UDP and serial servers share: options, the loop, the lifecycle.
 
     A server serves once: :meth:`serve_forever` (blocking), or :meth:`start`
-    / ``with server:`` (in a background thread); :meth:`shutdown` from any
-    thread ends it.
+    / ``with server:`` (in a background thread); :meth:`shutdown`, from any
+    thread, ends it.  Not instantiated directly: see :class:`TcpServer`,
+    :class:`TlsServer`, :class:`UdpServer` and :class:`SerialServer`.
     """
 
     transport: ClassVar[str] = ""
-    default_framer: ClassVar[str] = "socket"
+    _serial_line: ClassVar[bool] = False
 
     def __init__(
         self,
-        context: ServerContext | Handler,
+        answer: Answer,
         *,
-        name: str,
-        identity: DeviceIdentity | Any,
-        framer: object,
-        serial_line: bool,
-        broadcast: bool | None,
-        ignore_missing_units: bool | None,
-        functions: FunctionTable | None,
-        custom_pdu: Iterable[CustomFunction] | None,
-        trace_packet: TracePacket | None,
-        trace_pdu: TracePdu | None,
-        trace_connect: TraceConnect | None,
-        idle_timeout: float | None,
-        frame_timeout: float | None,
-        handler_threads: int,
-        shutdown_timeout: float,
-        policy: RolePolicy | None = None,
-        datagram: bool = False,
-        baudrate: int = 19200,
-        strict_timing: bool = False,
+        name: str | None = None,
+        identity: DeviceIdentity | ModbusDeviceIdentification | None = None,
+        framer: FramerSpec = "socket",
+        ignore_missing_units: bool | None = None,
+        broadcast: bool | None = None,
+        functions: FunctionTable | None = None,
+        custom_pdu: Iterable[CustomFunction] | None = None,
+        units: Container[int] | None = None,
+        trace_packet: TracePacket | None = None,
+        trace_pdu: TracePdu | None = None,
+        trace_connect: TraceConnect | None = None,
+        handler_threads: int = 0,
+        shutdown_timeout: float = 5.0,
     ) -> None:
-        self.name = str(name)
-        self.diagnostics = ServerDiagnostics()
+        framer_kind(framer)  # a clear error now rather than at the first connection
+        self._framer_spec = framer
+        self._name = name
         self.functions = function_table(functions, custom_pdu)
-        self.framer_name = framer_name(framer, self.default_framer)
-        self.idle_timeout = positive_or_none("idle_timeout", idle_timeout)
-        self.frame_timeout = positive_or_none("frame_timeout", frame_timeout)
-        timeout = positive_or_none("shutdown_timeout", shutdown_timeout)
-        if timeout is None:
-            raise ValueError("shutdown_timeout must be a positive number of seconds")
-        self.shutdown_timeout = timeout
-        self._new_framer = framer_factory(
-            self.framer_name,
-            datagram=datagram,
-            frame_timeout=self.frame_timeout,
-            baudrate=baudrate,
-            strict_timing=strict_timing,
-        )
         for hook_name, hook in (
             ("trace_packet", trace_packet),
             ("trace_pdu", trace_pdu),
             ("trace_connect", trace_connect),
         ):
-            if hook is not None and not callable(hook):
-                raise TypeError(f"{hook_name} must be callable, got {type(hook).__name__}")
             if hook is not None and inspect.iscoroutinefunction(hook):
                 raise TypeError(f"{hook_name} is a coroutine function: modbus_sync calls hooks synchronously")
-        self.trace_packet = trace_packet
-        self.trace_pdu = trace_pdu
-        self.trace_connect = trace_connect
-        if policy is not None and not isinstance(policy, RolePolicy):
-            raise TypeError(f"policy must be a RolePolicy, got {type(policy).__name__}")
-        self.policy = policy
-        if isinstance(handler_threads, bool) or not isinstance(handler_threads, int) or handler_threads < 0:
-            raise ValueError(f"handler_threads must be an integer >= 0, got {handler_threads!r}")
-        self.handler_threads = handler_threads
-
-        serial = self.new_framer().is_serial
-        self.dispatcher: Dispatcher | None
-        self.handler: Handler | None
-        if isinstance(context, ServerContext):
-            check_sync_context(context)
+        self.hooks = Hooks(trace_packet, trace_pdu, trace_connect)
+        self.diagnostics = ServerDiagnostics()
+        self.dispatcher: Dispatcher | None = None
+        self.handler: Handler | None = None
+        if isinstance(answer, ServerContext):
+            check_sync_context(answer)
             self.dispatcher = Dispatcher(
-                context,
+                answer,
                 diagnostics=self.diagnostics,
                 identity=as_identity(identity),
-                serial=serial,
+                serial=self._serial_line,
                 broadcast=broadcast,
                 ignore_missing_units=ignore_missing_units,
             )
-            self.handler = None
         else:
-            check_sync_handler(context)
-            if identity is not None:
-                as_identity(identity)  # checked, though a handler answers identification itself
-            self.dispatcher = None
-            self.handler = context
-        # On a shared serial line, frames for units the context does not hold
-        # are other servers' business: skip them (and their responses).
-        self.units: Container[int] | None = (
-            self.dispatcher
-            if serial_line and self.dispatcher is not None and self.dispatcher.ignore_missing_units
-            else None
-        )
-        # respond_now is None when requests go to handler threads.
-        self.respond_now: Callable[[Request, ConnectionInfo], Response | RawReply | None] | None = (
-            None if handler_threads else self.respond
-        )
+            check_sync_handler(answer)
+            if identity is not None or broadcast is not None or ignore_missing_units is not None:
+                raise ValueError("identity, broadcast and ignore_missing_units apply to a datastore, not to a handler")
+            self.handler = answer
+        self.units = units
+        if isinstance(handler_threads, bool) or not isinstance(handler_threads, int) or handler_threads < 0:
+            raise ValueError(f"handler_threads must be an integer >= 0, got {handler_threads!r}")
+        self.handler_threads = handler_threads
+        if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float) or shutdown_timeout < 0:
+            raise ValueError(f"shutdown_timeout must be a number of seconds >= 0, got {shutdown_timeout!r}")
+        self.shutdown_timeout = float(shutdown_timeout)
+        self.idle_timeout: float | None = None
 
         # Lifecycle, guarded by _lock (re-entrant: shutdown() may run in a
         # signal handler that interrupted this very thread).
@@ -487,7 +479,7 @@ class Server:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-        # Loop state, touched only by the loop thread (except _calls and the wake-up socket).
+        # Loop state, touched only by the loop thread (but _calls and the wake-up socket).
         self._selector: selectors.BaseSelector | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
@@ -498,12 +490,18 @@ class Server:
         self._pool: ThreadPoolExecutor | None = None
         self._draining = False
 
-    def __repr__(self) -> str:
-        name = f" {self.name!r}" if self.name else ""
-        where = self.describe() if self._opened else ""
-        return f"<{type(self).__name__}{name} {where or 'not open'}>"
-
     # -- public surface -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The name given to the server, or ``"tcp 127.0.0.1:502"`` style once open."""
+        if self._name is not None:
+            return self._name
+        where = self._address_text()
+        return f"{self.transport} {where}" if where else self.transport
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} serving={self.serving} connections={len(self._links)}>"
 
     @property
     def serving(self) -> bool:
@@ -512,12 +510,8 @@ class Server:
 
     @property
     def connections(self) -> list[ConnectionInfo]:
-        """The open connections (TCP/TLS clients, UDP peers seen lately, the serial line)."""
-        return [link.info for link in list(self._links.values()) if not link.closed]
-
-    def new_framer(self) -> Framer:
-        """A fresh framer of this server's kind (one per connection)."""
-        return self._new_framer()
+        """The open connections (TCP/TLS clients, UDP peers heard lately, the serial line)."""
+        return [link.info for link in list(self._links.values()) if not link.closed and link.session is not None]
 
     def serve_forever(self) -> None:
         """Listen and serve until :meth:`shutdown`; blocks the calling thread.
@@ -546,12 +540,12 @@ class Server:
                 self._stopped.set()
 
     def start(self) -> Self:
-        """Open the listener (errors raise here) and serve in a background thread; returns self."""
+        """Open the listener or port (errors raise here) and serve in a background thread."""
         with self._lock:
             if self._claimed or self._thread is not None:
                 raise RuntimeError(f"{self!r} already served: a server serves once, create a new one")
             self.open()
-            self._thread = threading.Thread(target=self._serve_in_thread, name=f"modbus_sync {self}", daemon=True)
+            self._thread = threading.Thread(target=self._serve_in_thread, name=f"modbus_sync {self.name}", daemon=True)
             self._thread.start()
         self._listening.wait()
         return self
@@ -561,18 +555,18 @@ class Server:
             self.serve_forever()
         except BaseException as error:
             self._error = error
-            logger.exception("%r failed", self)
+            logger.exception("%s failed", self.name)
             self._listening.set()
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop serving and return once the server is down (callable from any thread).
 
-        Requests already received are answered (within ``shutdown_timeout``),
+        Requests already received are answered (within *shutdown_timeout*),
         then listeners and connections close.  Called in the thread that
         serves (from a handler, a hook or a signal handler), it only asks
-        the loop to stop, and the loop stops as soon as control returns to
-        it.  *timeout*: give up waiting after that many seconds (the server
-        still stops).  Idempotent.
+        the loop to stop, which it does as soon as control returns to it.
+        *timeout*: stop waiting after that many seconds (the server still
+        stops).  Idempotent.
         """
         if not self.request_stop():
             return
@@ -581,7 +575,7 @@ class Server:
             self._thread.join(timeout)
 
     def request_stop(self) -> bool:
-        """Ask the loop to stop, without waiting; whether :meth:`shutdown` could wait for it."""
+        """Ask the loop to stop without waiting; whether :meth:`shutdown` can wait for it."""
         with self._lock:
             self._stop_requested = True
             opened = self._opened
@@ -598,12 +592,12 @@ class Server:
     ) -> None:
         self.shutdown()
         if self._error is not None and exc is None:
-            raise RuntimeError(f"{self!r} failed while serving") from self._error
+            raise RuntimeError(f"{self.name} failed while serving") from self._error
 
     # -- opening --------------------------------------------------------------
 
     def open(self) -> None:
-        """Bind listeners / open the port and prepare the loop (any thread, before serving)."""
+        """Bind listeners / open the port and prepare the loop (before serving; idempotent)."""
         with self._lock:
             if self._opened:
                 return
@@ -614,14 +608,14 @@ class Server:
                     end.setblocking(False)
                 selector.register(wake_r, selectors.EVENT_READ, self._on_wake)
                 self._selector = selector
+                self._wake_r, self._wake_w = wake_r, wake_w
                 self._open_transport(selector)
             except BaseException:
                 selector.close()
                 wake_r.close()
                 wake_w.close()
-                self._selector = None
+                self._selector = self._wake_r = self._wake_w = None
                 raise
-            self._wake_r, self._wake_w = wake_r, wake_w
             if self.handler_threads:
                 self._pool = ThreadPoolExecutor(self.handler_threads, thread_name_prefix=f"modbus_sync {self.name}")
             self._opened = True
@@ -630,12 +624,9 @@ class Server:
         raise NotImplementedError
 
     def _close_transport(self) -> None:
-        """Close listeners (the loop stops accepting)."""
+        """Stop accepting or reading new requests (idempotent)."""
 
-    def _log_started(self) -> None:
-        logger.info("%s serving on %s", self, self.describe())
-
-    def describe(self) -> str:
+    def _address_text(self) -> str:
         return ""
 
     # -- the loop -------------------------------------------------------------
@@ -649,7 +640,7 @@ class Server:
         monotonic = time.monotonic
         drain_deadline = 0.0
         self._listening.set()
-        self._log_started()
+        logger.info("%s: listening", self.name)
         while True:
             if self._stop_requested:
                 if not self._draining:
@@ -661,7 +652,7 @@ class Server:
             if timers:
                 timeout = max(0.0, timers[0][0] - monotonic())
             if self._draining:
-                timeout = min(timeout if timeout is not None else 0.05, 0.05)
+                timeout = 0.01 if timeout is None else min(timeout, 0.01)
             events = select(timeout)
             now = monotonic()
             for key, mask in events:
@@ -677,9 +668,9 @@ class Server:
                     item.on_timer(now)
                 except Exception as error:
                     if isinstance(item, Link):
-                        self.close_link(item, _reason(error))
+                        self.close_link(item, reason(error))
                     else:
-                        logger.exception("%r: timer failed", self)
+                        logger.exception("%s: timer failed", self.name)
 
     def _on_wake(self, mask: int, now: float) -> None:
         assert self._wake_r is not None
@@ -703,6 +694,7 @@ class Server:
         heapq.heappush(self._timers, (when, self._timer_seq, item))
 
     def call_later(self, delay: float, action: Callable[[float], None]) -> _Later:
+        """Run ``action(now)`` in the loop thread after *delay* seconds."""
         later = _Later(action)
         later.timer_at = time.monotonic() + delay
         self.call_at(later.timer_at, later)
@@ -710,16 +702,12 @@ class Server:
 
     def _begin_drain(self) -> None:
         self._draining = True
-        logger.info("%s shutting down", self)
+        logger.info("%s: shutting down", self.name)
         self._close_transport()
-        now = time.monotonic()
         for link in list(self._links.values()):
             link.draining = True
-            self.stop_reading(link)
-            link.after_output(now)
-
-    def stop_reading(self, link: Link) -> None:
-        self.update_interest(link)
+            self.update_interest(link)
+            link.after_output()
 
     def _drained(self) -> bool:
         return all(link.idle or link.closed for link in self._links.values())
@@ -732,13 +720,57 @@ class Server:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._selector is not None:
             self._selector.close()
-        for end in (self._wake_r, self._wake_w):
+        wake_r, wake_w = self._wake_r, self._wake_w
+        self._wake_w = None
+        for end in (wake_r, wake_w):
             if end is not None:
                 end.close()
-        self._wake_w = None
-        logger.info("%s stopped", self)
+        logger.info("%s: stopped", self.name)
 
     # -- links ----------------------------------------------------------------
+
+    def new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
+        """The session of one connection (or UDP peer, or serial line)."""
+        units = self.units
+        if units is None and self._serial_line and self.dispatcher is not None and self.dispatcher.ignore_missing_units:
+            # On a shared line, frames for units the datastore lacks are
+            # other servers' business: skip them (and their answers).
+            units = self.dispatcher
+        connection = ServerConnection(
+            framer, units=units, functions=self.functions, echo=echo, diagnostics=self.diagnostics
+        )
+        dispatcher = self.dispatcher
+        handler = self.handler
+        if self.handler_threads:
+            handler = self._pooled(handler if handler is not None else dispatcher_handler(dispatcher))  # type: ignore[arg-type]
+            dispatcher = None
+        policy = getattr(self, "policy", None)
+        return Session(connection, info, dispatcher=dispatcher, handler=handler, policy=policy, hooks=self.hooks)
+
+    def _pooled(self, handler: Handler) -> Handler:
+        def pooled(request: Request, info: ConnectionInfo) -> _PoolCall:
+            pool = self._pool
+            if pool is None:
+                raise RuntimeError("the server is not serving")
+            return _PoolCall(pool.submit(handler, request, info))  # type: ignore[arg-type]
+
+        return pooled
+
+    def new_info(
+        self, transport: str, peer: str, local: str, framer: Framer, role: str | None = None
+    ) -> ConnectionInfo:
+        def encode(response: Any) -> bytes:
+            return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
+
+        return ConnectionInfo(
+            transport=transport,
+            peer=peer,
+            local=local,
+            role=role,
+            server=self.name,
+            connection_id=next_connection_id(),
+            encode=encode,
+        )
 
     def add_link(self, link: Link, *, report: bool = True) -> None:
         """Start watching *link*; *report*: it is connected now (TLS reports after its handshake)."""
@@ -750,11 +782,7 @@ class Server:
 
     def report_connected(self, link: Link) -> None:
         link.reported = True
-        if self.trace_connect is not None:
-            _call_hook(self.trace_connect, True)
-
-    def wants_read(self, link: Link) -> bool:
-        return not link.draining and link.out_size < _HIGH_WATER and len(link.queue) < _MAX_QUEUED
+        self.hooks.connected(True, link.info)
 
     def update_interest(self, link: Link) -> None:
         """Register what the selector should watch for *link*."""
@@ -772,8 +800,8 @@ class Server:
             self._selector.modify(fileobj, events, link.on_ready)
         link.interest = events
 
-    def close_link(self, link: Link, reason: str | None) -> None:
-        """Close *link*; *reason* (logged) when it was not a normal end."""
+    def close_link(self, link: Link, why: str | None) -> None:
+        """Close *link*; *why* (logged) when it was not a normal end."""
         if link.closed:
             return
         link.closed = True
@@ -784,104 +812,23 @@ class Server:
         link.interest = 0
         self._links.pop(id(link), None)
         link.close_transport()
-        if reason:
-            logger.info("%s: closed: %s", link, reason)
+        if why:
+            logger.info("%s: %s: closing: %s", self.name, link.info.peer, why)
         else:
-            logger.debug("%s: closed", link)
-        if link.reported and self.trace_connect is not None:
-            _call_hook(self.trace_connect, False)
+            logger.debug("%s: %s: closed", self.name, link.info.peer)
+        if link.reported:
+            self.hooks.connected(False, link.info)
 
     def idle_expired(self, link: Link, idle_timeout: float) -> None:
-        self.close_link(link, f"idle for {idle_timeout:g} s")
-
-    def new_connection(self) -> ServerConnection:
-        return ServerConnection(
-            self.new_framer(),
-            functions=self.functions,
-            units=self.units,
-            diagnostics=self.diagnostics,
-        )
-
-    # -- answering ------------------------------------------------------------
-
-    def respond(self, request: Request, info: ConnectionInfo) -> Response | RawReply | None:
-        """The answer to *request*: role rules, then the dispatcher or the handler."""
-        if self.trace_pdu is not None:
-            request = self.trace_pdu(False, request)
-        policy = self.policy
-        if policy is not None and not policy.allows(info.role, request):
-            logger.info("%s: role %r may not %r", info.peer, info.role, request)
-            return request.exception(ExceptionCode.ILLEGAL_FUNCTION)
-        dispatcher = self.dispatcher
-        result: object
-        if dispatcher is not None:
-            result = dispatcher.dispatch(request)
-            if result is None or result.__class__ is Response:
-                return result
-        else:
-            assert self.handler is not None
-            try:
-                result = self.handler(request, info)
-            except Exception as error:  # noqa: BLE001 - a failing handler answers 04
-                return _handler_failed(request, error)
-        if result is None or isinstance(result, Response | RawReply):
-            return result
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            logger.error(
-                "%s returned an awaitable for %r: modbus_sync needs synchronous handlers and devices",
-                self.handler or "a device",
-                request,
-            )
-        else:
-            logger.error("the handler returned %r for %r: expected a Response, a RawReply or None", result, request)
-        return request.exception(ExceptionCode.SERVER_DEVICE_FAILURE)
-
-    def encode_reply(self, link: Link, reply: Response | RawReply, chunks: list[bytes | float]) -> None:
-        """Append the bytes (and pauses) of *reply* to *chunks*."""
-        if isinstance(reply, Response):
-            response: Response = reply
-            if self.trace_pdu is not None:
-                response = self.trace_pdu(True, reply)
-                if response is None:
-                    return
-            data = link.conn.send(response)
-            if self.trace_packet is not None:
-                data = self.trace_packet(True, data)
-            chunks.append(data)
-            return
-        for part in reply.parts:
-            if isinstance(part, bytes):
-                chunks.append(self.trace_packet(True, part) if self.trace_packet is not None else part)
-            else:
-                chunks.append(float(part))
-
-    def submit(self, link: Link, request: Request) -> None:
-        """Run the handler for *request* on a handler thread; the answer comes back to the loop."""
-        assert self._pool is not None
-        info = link.info
-
-        def work() -> None:
-            try:
-                reply = self.respond(request, info)
-            except Exception as error:  # noqa: BLE001 - a failing trace_pdu or policy
-                reply = _handler_failed(request, error)
-            self.call_soon_threadsafe(lambda now: link.completed(reply, now))
-
-        try:
-            self._pool.submit(work)
-        except RuntimeError:  # the pool is shut down: the server is stopping
-            link.busy = False
+        logger.info("%s: %s: idle for %.1f s: closing", self.name, link.info.peer, idle_timeout)
+        self.close_link(link, None)
 
 
-def _handler_failed(request: Request, error: Exception) -> Response:
-    if isinstance(error, ModbusExceptionError):
-        return request.exception(error.exception_code)
-    logger.error("handler failed on %r", request, exc_info=error)
-    return request.exception(ExceptionCode.SERVER_DEVICE_FAILURE)
-
-
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
+    """A one-line account of *error* for logs."""
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def check_idle_timeout(value: float | None) -> float | None:
+    return positive_or_none("idle_timeout", value)

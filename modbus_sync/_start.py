@@ -158,6 +158,7 @@ def StartSerialServer(
     port: str,
     ignore_missing_devices: bool | None = None,
     broadcast_enable: bool | None = None,
+    handle_local_echo: bool | None = None,
     timeout: float | None = None,
     **options: Any,
 ) -> None:
@@ -172,6 +173,8 @@ def StartSerialServer(
     long as it runs.
     """
     del timeout
+    if handle_local_echo is not None:
+        options["echo"] = handle_local_echo
     if ignore_missing_devices is not None:
         options["ignore_missing_units"] = ignore_missing_devices
     if broadcast_enable is not None:

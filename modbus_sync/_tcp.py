@@ -9,25 +9,16 @@ import logging
 import selectors
 import socket
 import ssl
-from collections.abc import Iterable
-from os import PathLike
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from modbus_anyio._handler import ConnectionInfo, Handler, next_connection_id
 from modbus_anyio._security import RolePolicy, check_server_context, client_role, server_ssl_context
-from modbus_core import (
-    CustomFunction,
-    DeviceIdentity,
-    Framer,
-    FunctionTable,
-    RemoteProtocolError,
-    Response,
-    ServerContext,
-)
+from modbus_anyio._session import FramerSpec, build_framer
+from modbus_core import RemoteProtocolError
 
 from ._net import bind_sockets, format_address, set_stream_options
-from ._options import ConnectionLimitPolicy
-from ._server import Link, Server, TraceConnect, TracePacket, TracePdu, _reason
+from ._options import positive_or_none
+from ._server import Answer, Link, Server, reason
 
 __all__ = ["TcpServer", "TlsServer"]
 
@@ -36,24 +27,18 @@ logger = logging.getLogger(__name__)
 _READ_SIZE = 65536
 _ACCEPTS_PER_WAKE = 64
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_QUIET_ERRORS = (ConnectionError, TimeoutError, RemoteProtocolError)
-
-
-def _encoder(framer: Framer) -> Any:
-    def encode(response: Response) -> bytes:
-        return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
-
-    return encode
+CONNECTION_POLICIES = ("close_oldest_idle", "refuse")
 
 
 class _StreamLink(Link):
-    __slots__ = ("sock",)
+    __slots__ = ("framer", "sock")
 
-    def __init__(self, server: Server, sock: socket.socket, info: ConnectionInfo, now: float) -> None:
-        conn = server.new_connection()
-        info = dataclasses.replace(info, encode=_encoder(conn.framer))
-        super().__init__(server, conn, info, now)
+    def __init__(self, server: TcpServer, sock: socket.socket, peer: str, local: str, now: float) -> None:
+        framer = server.new_framer()
+        info = server.new_info(server.transport, peer, local, framer)
+        super().__init__(server, info, now)
         self.sock = sock
+        self.framer = framer  # the session's, once it starts (TLS: after the handshake)
 
     def fileobj(self) -> socket.socket:
         return self.sock
@@ -85,16 +70,14 @@ class _StreamLink(Link):
                     # it sent, then close.
                     self.draining = True
                     self.server.update_interest(self)
-                    self.after_output(now)
+                    self.after_output()
             if mask & selectors.EVENT_WRITE and not self.closed:
                 self.flush(now)
-        except _QUIET_ERRORS as error:
-            self.server.close_link(self, _reason(error))
-        except OSError as error:
-            self.server.close_link(self, _reason(error))
+        except (RemoteProtocolError, OSError) as error:
+            self.server.close_link(self, reason(error))
         except Exception as error:
-            logger.exception("%s: closing after an error", self)
-            self.server.close_link(self, _reason(error))
+            logger.exception("%s: %s: closing after an error", self.server.name, self.info.peer)
+            self.server.close_link(self, reason(error))
 
 
 class _TlsLink(_StreamLink):
@@ -102,16 +85,12 @@ class _TlsLink(_StreamLink):
 
     sock: ssl.SSLSocket
 
-    def __init__(self, server: Server, sock: ssl.SSLSocket, info: ConnectionInfo, now: float) -> None:
-        super().__init__(server, sock, info, now)
+    def __init__(self, server: TcpServer, sock: ssl.SSLSocket, peer: str, local: str, now: float) -> None:
+        super().__init__(server, sock, peer, local, now)
         self.handshake_wants: int = selectors.EVENT_READ  # 0 once the handshake is done
 
     def wanted_events(self) -> int:
         return self.handshake_wants or super().wanted_events()
-
-    @property
-    def idle(self) -> bool:
-        return not self.handshake_wants and super().idle
 
     def write_some(self, data: bytes) -> int:
         try:
@@ -134,11 +113,12 @@ class _TlsLink(_StreamLink):
     def on_ready(self, mask: int, now: float) -> None:
         if self.handshake_wants:
             self.handshake(now)
-            return
-        super().on_ready(mask, now)
+        else:
+            super().on_ready(mask, now)
 
     def handshake(self, now: float) -> None:
         server = self.server
+        assert isinstance(server, TcpServer)
         try:
             self.sock.do_handshake()
         except ssl.SSLWantReadError:
@@ -150,17 +130,19 @@ class _TlsLink(_StreamLink):
             server.update_interest(self)
             return
         except (ssl.SSLError, OSError) as error:
-            server.close_link(self, f"TLS handshake failed: {_reason(error)}")
+            logger.warning("%s: TLS handshake with %s failed: %s", server.name, self.info.peer, reason(error))
+            server.close_link(self, None)
             return
         try:
             role = client_role(self.sock.getpeercert(binary_form=True))
         except ValueError as error:
-            server.close_link(self, f"refused: {error}")
+            logger.warning("%s: %s: %s: closing", server.name, self.info.peer, error)
+            server.close_link(self, None)
             return
-        self.info = dataclasses.replace(self.info, role=role)
         self.handshake_wants = 0
-        self.last_request = now
-        logger.debug("%s: TLS %s, role %r", self, self.sock.version(), role)
+        self.last_activity = now
+        self.start_session(server.new_session(self.framer, dataclasses.replace(self.info, role=role)))
+        logger.debug("%s: %s: %s, role %r", server.name, self.info.peer, self.sock.version(), role)
         server.update_interest(self)
         server.report_connected(self)
         # Bytes that came with the end of the handshake are already decrypted and waiting.
@@ -171,117 +153,105 @@ class _TlsLink(_StreamLink):
 class TcpServer(Server):
     """A Modbus TCP server (any framer: MBAP by default, RTU or ASCII over TCP too).
 
-    *context* is a :class:`modbus_core.ServerContext` (or the compat
+    *answer* is a :class:`modbus_core.ServerContext` (or the compat
     ``ModbusServerContext``), answered by the core's dispatcher, or a
     handler ``handler(request, info) -> Response | RawReply | None``.
+    *host* defaults to 127.0.0.1; give ``"::1"``, a name, a list of
+    addresses, or None (every interface, IPv4 and IPv6).  *port* 0 picks a
+    free port (read it back from :attr:`port` or :attr:`addresses`).
 
-    Listens on *host* (``127.0.0.1`` by default; None or ``""`` for every
-    interface; a name binds every address it resolves to) and *port* (0
-    picks a free one: read it back from :attr:`port`).
+    Robustness: *frame_timeout* closes a connection whose MBAP frame stays
+    incomplete that long; *idle_timeout* (None: never) closes a connection
+    quiet that long; at *max_connections* open connections
+    *connection_policy* decides, with a warning in the log:
+    ``"close_oldest_idle"`` closes the connection quiet the longest (and
+    refuses the newcomer when all are busy), ``"refuse"`` closes the
+    newcomer.  TCP_NODELAY and keepalive (*keepalive*) are on.  Pipelined
+    requests are answered in order; a client that sends without reading
+    its answers is not read until it does.
 
-    Robustness: *idle_timeout* closes connections that send no request
-    for that long (None: never); *frame_timeout* closes a connection whose
-    partial frame stops arriving; at most *max_connections* are open, and
-    past it *connection_limit_policy* ``"refuse"`` closes the newcomer
-    while ``"close_oldest_idle"`` closes the connection idle the longest
-    (refusing only when none is idle); either logs a warning.
-    *shutdown_timeout* bounds how long :meth:`shutdown` waits for answers
-    to be written.  *handler_threads* runs the handler on that many
-    threads (see the module documentation); 0 runs it in the I/O thread.
+    Common options (every server): *name*, *identity*, *framer*,
+    *ignore_missing_units*, *broadcast*, *functions* or *custom_pdu*,
+    *units*, *trace_packet*, *trace_pdu*, *trace_connect* (each may take the
+    :class:`ConnectionInfo` as one more argument), *handler_threads* (run
+    the handler on that many threads, so that a slow one does not stall
+    the other connections; 0 runs it in the I/O thread) and
+    *shutdown_timeout* (how long :meth:`shutdown` lets answers finish).
     """
 
     transport = "tcp"
 
     def __init__(
         self,
-        context: ServerContext | Handler,
+        answer: Answer,
         *,
-        host: str | None = "127.0.0.1",
+        host: str | Sequence[str] | None = "127.0.0.1",
         port: int = 502,
-        name: str = "",
-        identity: DeviceIdentity | Any = None,
-        framer: object = "socket",
-        ignore_missing_units: bool | None = None,
-        broadcast: bool | None = None,
-        functions: FunctionTable | None = None,
-        custom_pdu: Iterable[CustomFunction] | None = None,
-        trace_packet: TracePacket | None = None,
-        trace_pdu: TracePdu | None = None,
-        trace_connect: TraceConnect | None = None,
+        framer: FramerSpec = "socket",
         idle_timeout: float | None = None,
         frame_timeout: float | None = 10.0,
-        max_connections: int = 1000,
-        connection_limit_policy: ConnectionLimitPolicy = "refuse",
-        handler_threads: int = 0,
-        shutdown_timeout: float = 5.0,
+        max_connections: int | None = 1024,
+        connection_policy: str = "close_oldest_idle",
+        keepalive: bool = True,
         backlog: int = 128,
-        policy: RolePolicy | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            context,
-            name=name,
-            identity=identity,
-            framer=framer,
-            serial_line=False,
-            broadcast=broadcast,
-            ignore_missing_units=ignore_missing_units,
-            functions=functions,
-            custom_pdu=custom_pdu,
-            trace_packet=trace_packet,
-            trace_pdu=trace_pdu,
-            trace_connect=trace_connect,
-            idle_timeout=idle_timeout,
-            frame_timeout=frame_timeout,
-            handler_threads=handler_threads,
-            shutdown_timeout=shutdown_timeout,
-            policy=policy,
-        )
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
-            raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
-        if connection_limit_policy not in ("refuse", "close_oldest_idle"):
-            raise ValueError(
-                f"connection_limit_policy must be 'refuse' or 'close_oldest_idle', got {connection_limit_policy!r}"
-            )
+        super().__init__(answer, framer=framer, **options)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be 0..65535, got {port!r}")
+        self.idle_timeout = positive_or_none("idle_timeout", idle_timeout)
+        self.frame_timeout = positive_or_none("frame_timeout", frame_timeout)
+        if max_connections is not None and (
+            isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1
+        ):
+            raise ValueError(f"max_connections must be at least 1, or None, got {max_connections!r}")
+        policy = str(getattr(connection_policy, "value", connection_policy))
+        if policy not in CONNECTION_POLICIES:
+            raise ValueError(f"connection_policy must be 'close_oldest_idle' or 'refuse', got {connection_policy!r}")
         self.host = host
         self._requested_port = port
         self.max_connections = max_connections
-        self.connection_limit_policy: ConnectionLimitPolicy = connection_limit_policy
+        self.connection_policy = policy
+        self.keepalive = bool(keepalive)
         self.backlog = backlog
         self._listeners: list[socket.socket] = []
-        self._addresses: list[tuple[str, int]] = []
+        self._bound: list[tuple[str, int]] = []
 
     # -- addresses ---------------------------------------------------------------
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        """The bound ``(host, port)`` pairs (empty before the server opened)."""
-        return list(self._addresses)
+        """The bound ``(host, port)`` pairs (empty before the server is open)."""
+        return list(self._bound)
 
     @property
     def port(self) -> int:
-        """The bound port (the requested one before the server opened)."""
-        return self._addresses[0][1] if self._addresses else self._requested_port
+        """The bound port (the requested one before the server is open)."""
+        return self._bound[0][1] if self._bound else self._requested_port
 
-    def describe(self) -> str:
-        return ", ".join(format_address(address) for address in self._addresses)
+    def _address_text(self) -> str:
+        return ", ".join(format_address(address) for address in self._bound)
+
+    def new_framer(self) -> Any:
+        return build_framer(self._framer_spec, frame_timeout=self.frame_timeout)
 
     # -- listening ----------------------------------------------------------------
 
     def _open_transport(self, selector: selectors.BaseSelector) -> None:
         self._listeners = bind_sockets(self.host, self._requested_port, socket.SOCK_STREAM, self.backlog)
-        self._addresses = [sock.getsockname()[:2] for sock in self._listeners]
+        self._bound = [sock.getsockname()[:2] for sock in self._listeners]
         for listener in self._listeners:
             selector.register(listener, selectors.EVENT_READ, self._acceptor(listener))
 
     def _close_transport(self) -> None:
-        for listener in self._listeners:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
             if self._selector is not None:
                 with contextlib.suppress(KeyError, ValueError):
                     self._selector.unregister(listener)
             listener.close()
-        self._listeners = []
 
-    def _acceptor(self, listener: socket.socket) -> Any:
+    def _acceptor(self, listener: socket.socket) -> Callable[[int, float], None]:
         local = format_address(listener.getsockname())
 
         def accept(mask: int, now: float) -> None:
@@ -295,13 +265,13 @@ class TcpServer(Server):
                         self._pause_accepting(listener, error)
                         return
                     continue  # the client gave up before we accepted (ECONNABORTED)
-                self._accepted(sock, address, local, now)
+                self._accepted(sock, format_address(address), local, now)
 
         return accept
 
     def _pause_accepting(self, listener: socket.socket, error: OSError) -> None:
         """Out of file descriptors: stop accepting for a moment instead of spinning."""
-        logger.error("%s: cannot accept connections: %s; pausing accept for 0.5 s", self, error.strerror)
+        logger.error("%s: cannot accept connections: %s; pausing accept for 0.5 s", self.name, error.strerror)
         assert self._selector is not None
         self._selector.unregister(listener)
         callback = self._acceptor(listener)
@@ -312,95 +282,98 @@ class TcpServer(Server):
 
         self.call_later(0.5, resume)
 
-    def _accepted(self, sock: socket.socket, address: tuple[Any, ...], local: str, now: float) -> None:
-        peer = format_address(address)
-        if len(self._links) >= self.max_connections and not self._make_room(peer):
+    def _accepted(self, sock: socket.socket, peer: str, local: str, now: float) -> None:
+        if not self._admit(peer):
             sock.close()
             return
         try:
-            set_stream_options(sock)
-            info = ConnectionInfo(
-                transport=self.transport,
-                peer=peer,
-                local=local,
-                server=self.name,
-                connection_id=next_connection_id(),
-            )
-            link = self._new_link(sock, info, now)
-        except (OSError, ssl.SSLError) as error:
-            logger.info("%s: connection from %s failed: %s", self, peer, error)
+            set_stream_options(sock, self.keepalive)
+            link = self._new_link(sock, peer, local, now)
+        except (OSError, ValueError) as error:
+            logger.info("%s: connection from %s failed: %s", self.name, peer, error)
             sock.close()
             return
-        logger.debug("%s: connection #%d from %s", self, info.connection_id, peer)
-        self._add(link)
+        logger.debug("%s: connection #%d from %s", self.name, link.info.connection_id, peer)
+        self._add(link, now)
 
-    def _new_link(self, sock: socket.socket, info: ConnectionInfo, now: float) -> Link:
-        return _StreamLink(self, sock, info, now)
+    def _new_link(self, sock: socket.socket, peer: str, local: str, now: float) -> _StreamLink:
+        link = _StreamLink(self, sock, peer, local, now)
+        link.start_session(self.new_session(link.framer, link.info))
+        return link
 
-    def _add(self, link: Link) -> None:
+    def _add(self, link: _StreamLink, now: float) -> None:
         self.add_link(link)
 
-    def _make_room(self, peer: str) -> bool:
-        """At the connection limit: apply the policy; whether the newcomer may stay."""
-        if self.connection_limit_policy == "close_oldest_idle":
-            idle = [link for link in self._links.values() if link.idle and not link.closed]
-            if idle:
-                oldest = min(idle, key=lambda link: link.last_request)
-                logger.warning(
-                    "%s: connection limit %d reached: closing the oldest idle connection %s for %s",
-                    self,
-                    self.max_connections,
-                    oldest.info.peer,
-                    peer,
-                )
-                self.close_link(oldest, "closed to make room for a new connection")
-                return True
-        logger.warning("%s: connection limit %d reached: refused %s", self, self.max_connections, peer)
-        return False
-
-
-StrPath = str | PathLike[str]
+    def _admit(self, peer: str) -> bool:
+        """Apply the connection limit before accepting *peer*; whether it may stay."""
+        limit = self.max_connections
+        if limit is None or len(self._links) < limit:
+            return True
+        if self.connection_policy == "refuse":
+            logger.warning("%s: %d connections open (max_connections): refusing %s", self.name, len(self._links), peer)
+            return False
+        idle = [link for link in self._links.values() if link.idle and not link.closed]
+        if not idle:
+            logger.warning(
+                "%s: %d connections open and all busy (max_connections): refusing %s",
+                self.name,
+                len(self._links),
+                peer,
+            )
+            return False
+        oldest = min(idle, key=lambda link: link.last_activity)
+        logger.warning(
+            "%s: %d connections open (max_connections): closing the oldest idle one, %s, for %s",
+            self.name,
+            len(self._links),
+            oldest.info.peer,
+            peer,
+        )
+        self.close_link(oldest, None)
+        return True
 
 
 class TlsServer(TcpServer):
-    """A Modbus/TCP Security server: MBAP over TLS 1.2+, client roles, role rules.
+    """A Modbus/TCP Security server: TLS 1.2+, mutual authentication, roles.
 
-    Give *certfile* and *keyfile* (and *cafile*, the CA that signs client
-    certificates; *password* for an encrypted key), or a ready
-    *ssl_context*.  By default a client certificate is required
-    (mutual authentication, as the specification demands); a context
-    that would allow TLS older than 1.2 is refused.
+    Give *ssl_context* (an :class:`ssl.SSLContext` of your own; it must
+    not allow TLS older than 1.2) or *certfile*/*keyfile* (paths; *cafile*
+    verifies client certificates, which are required unless
+    *require_client_certificate* is False; *password* decrypts the key).
 
     The client's role, read from its certificate (extension
-    ``1.3.6.1.4.1.50316.802.1``), is in :attr:`ConnectionInfo.role`; a
-    certificate with more than one role is refused at connection.
-    *policy* (a :class:`RolePolicy`) says what each role may do; a request
-    it refuses is answered with exception 01.  Without a policy every
-    authenticated client may do everything.  Port 802 by default; the
-    other options are those of :class:`TcpServer`.
+    ``1.3.6.1.4.1.50316.802.1``), is :attr:`ConnectionInfo.role`; a
+    certificate that holds more than one role is refused.  *policy* (a
+    :class:`RolePolicy`) decides what each role may do; a request it
+    refuses is answered with exception 01.  Without a policy every
+    authenticated client may do everything.  A client that does not finish
+    its handshake within *handshake_timeout* seconds is dropped.  Port 802
+    by default; the other options are those of :class:`TcpServer`.
     """
 
     transport = "tls"
 
     def __init__(
         self,
-        context: ServerContext | Handler,
+        answer: Answer,
         *,
-        host: str | None = "127.0.0.1",
-        port: int = 802,
-        certfile: StrPath | None = None,
-        keyfile: StrPath | None = None,
-        cafile: StrPath | None = None,
-        password: str | bytes | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        certfile: Any = None,
+        keyfile: Any = None,
+        cafile: Any = None,
+        password: str | bytes | None = None,
         require_client_certificate: bool = True,
         policy: RolePolicy | None = None,
+        port: int = 802,
         handshake_timeout: float = 10.0,
         **options: Any,
     ) -> None:
-        if ssl_context is None:
-            if certfile is None:
-                raise ValueError("TlsServer needs certfile= (and keyfile=, cafile=) or ssl_context=")
+        super().__init__(answer, port=port, **options)
+        if ssl_context is not None:
+            if certfile is not None or keyfile is not None or cafile is not None:
+                raise ValueError("give ssl_context or certfile/keyfile/cafile, not both")
+            check_server_context(ssl_context)
+        elif certfile is not None:
             ssl_context = server_ssl_context(
                 certfile,
                 keyfile,
@@ -409,28 +382,31 @@ class TlsServer(TcpServer):
                 require_client_certificate=require_client_certificate,
             )
         else:
-            if certfile is not None or keyfile is not None:
-                raise ValueError("give either ssl_context= or certfile=/keyfile=, not both")
-            check_server_context(ssl_context)
-        super().__init__(context, host=host, port=port, policy=policy, **options)
+            raise ValueError("a TLS server needs ssl_context, or certfile and keyfile")
+        if policy is not None and not isinstance(policy, RolePolicy):
+            raise TypeError(f"policy must be a RolePolicy, got {type(policy).__name__}")
         self.ssl_context = ssl_context
-        timeout = float(handshake_timeout)
-        if not timeout > 0:
-            raise ValueError(f"handshake_timeout must be positive, got {handshake_timeout!r}")
+        self.policy = policy
+        timeout = positive_or_none("handshake_timeout", handshake_timeout)
+        assert timeout is not None
         self.handshake_timeout = timeout
 
-    def _new_link(self, sock: socket.socket, info: ConnectionInfo, now: float) -> Link:
+    def _new_link(self, sock: socket.socket, peer: str, local: str, now: float) -> _StreamLink:
         wrapped = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return _TlsLink(self, wrapped, info, now)
+        return _TlsLink(self, wrapped, peer, local, now)  # the session starts after the handshake
 
-    def _add(self, link: Link) -> None:
-        self.add_link(link, report=False)
+    def _add(self, link: _StreamLink, now: float) -> None:
         assert isinstance(link, _TlsLink)
-        link.handshake(link.connected_at)
-        if not link.closed and link.handshake_wants:
-            # A client that never finishes its handshake is dropped.
-            def expire(now: float) -> None:
-                if not link.closed and link.handshake_wants:
-                    self.close_link(link, f"no TLS handshake within {self.handshake_timeout:g} s")
+        self.add_link(link, report=False)
+        link.handshake(now)
+        if link.closed or not link.handshake_wants:
+            return
 
-            self.call_later(self.handshake_timeout, expire)
+        def expire(now: float) -> None:
+            if not link.closed and link.handshake_wants:
+                logger.warning(
+                    "%s: %s: no TLS handshake within %.1f s: closing", self.name, link.info.peer, self.handshake_timeout
+                )
+                self.close_link(link, None)
+
+        self.call_later(self.handshake_timeout, expire)

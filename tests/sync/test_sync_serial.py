@@ -116,7 +116,7 @@ def test_missing_units_answered_when_asked(pty_pair: PtyPair) -> None:
 
 def test_local_echo_is_dropped(pty_pair: PtyPair) -> None:
     """An RS-485 adapter that echoes: the server sees its own answer come back first."""
-    with SerialServer(ServerContext({1: Device.sized(10)}), port=pty_pair.server, handle_local_echo=True) as server:
+    with SerialServer(ServerContext({1: Device.sized(10)}), port=pty_pair.server, echo=True) as server:
         line = LineClient(pty_pair.client)
         try:
             request = line.frame(1, ReadHoldingRegisters(0, 1).encode())

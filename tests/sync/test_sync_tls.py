@@ -128,7 +128,7 @@ def test_client_without_certificate_is_refused(cert_dir: Path, caplog: pytest.Lo
     caplog.set_level(logging.INFO, logger="modbus_sync")
     with tls_server(ServerContext(Device.sized(10)), cert_dir) as server:
         assert tls_exchange(server.port, client_context(cert_dir, None)) == b""
-        assert wait_for(lambda: "TLS handshake failed" in caplog.text)
+        assert wait_for(lambda: "TLS handshake with" in caplog.text)
         assert server.connections == []
 
 
