@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modbus_core import RemoteProtocolError
 
@@ -36,13 +36,10 @@ async def start_asyncio_servers(
     """Serve *sockets* with :class:`ModbusProtocol` connections of *server*."""
     loop = asyncio.get_running_loop()
     servers: list[asyncio.AbstractServer] = []
-    extra: dict[str, Any] = {}
-    if context is not None:
-        extra = {"ssl": context, "ssl_handshake_timeout": server._handshake_timeout()}
     try:
         for sock in sockets:
             servers.append(
-                await loop.create_server(lambda: ModbusProtocol(server, loop), sock=sock, start_serving=True, **extra)
+                await loop.create_server(lambda: ModbusProtocol(server, loop, context), sock=sock, start_serving=True)
             )
     except BaseException:
         for started in servers:
@@ -57,7 +54,10 @@ class ModbusProtocol(asyncio.Protocol, _Record):
     __slots__ = (
         "admitted",
         "closing",
+        "context",
+        "early",
         "frame_timer",
+        "handshake",
         "idle_timer",
         "loop",
         "paused",
@@ -67,9 +67,14 @@ class ModbusProtocol(asyncio.Protocol, _Record):
         "write_paused",
     )
 
-    def __init__(self, server: TcpServer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, server: TcpServer, loop: asyncio.AbstractEventLoop, context: ssl.SSLContext | None = None
+    ) -> None:
         self.server = server
         self.loop = loop
+        self.context = context
+        self.handshake: asyncio.Task[None] | None = None
+        self.early: list[bytes] = []  # data the TLS layer delivered before start_tls returned
         self.transport: asyncio.Transport | None = None
         self.admitted = False
         self.closing = False
@@ -84,8 +89,34 @@ class ModbusProtocol(asyncio.Protocol, _Record):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        _socket_options(transport.get_extra_info("socket"), self.server.keepalive)
+        if self.context is not None:
+            # The handshake is ours (not create_server's), so that a refused
+            # client is logged like on trio.
+            self.handshake = self.loop.create_task(self._tls_handshake(transport, self.context))
+            return
+        self._established(transport)
+
+    async def _tls_handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        peer = format_address(transport.get_extra_info("peername"))
+        try:
+            tls = await self.loop.start_tls(
+                transport, self, context, server_side=True, ssl_handshake_timeout=self.server._handshake_timeout()
+            )
+        except (TimeoutError, OSError) as error:
+            logger.warning("TLS handshake with %s failed: %s", peer, error or type(error).__name__)
+            transport.abort()
+            return
+        finally:
+            self.handshake = None
+        if tls is None:  # pragma: no cover - the connection went away during the handshake
+            transport.abort()
+            return
+        self.transport = tls
+        self._established(tls)
+
+    def _established(self, transport: asyncio.Transport) -> None:
         server = self.server
-        _socket_options(transport.get_extra_info("socket"), server.keepalive)
         peer = format_address(transport.get_extra_info("peername"))
         local = format_address(transport.get_extra_info("sockname"))
         role = None
@@ -110,9 +141,14 @@ class ModbusProtocol(asyncio.Protocol, _Record):
         server.hooks.connected(True, self.info)
         if server.idle_timeout is not None:
             self.idle_timer = self.loop.call_at(self.last_activity + server.idle_timeout, self._check_idle)
+        early, self.early = self.early, []
+        for data in early:
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if not self.admitted:
+            if not self.closing:
+                self.early.append(data)
             return
         now = self.loop.time()
         self.last_activity = now
@@ -136,6 +172,8 @@ class ModbusProtocol(asyncio.Protocol, _Record):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.handshake is not None:
+            self.handshake.cancel()
         for timer in (self.frame_timer, self.idle_timer):
             if timer is not None:
                 timer.cancel()

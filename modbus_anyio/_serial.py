@@ -164,9 +164,11 @@ class SerialServer(ServerBase):
             raise OSError(f"cannot configure serial port {self.device}: {error}") from None
         return port
 
-    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _prepare(self) -> None:
         self._stopping = False
         self._serial = self._open_port()
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
         framer = self._framer()
         info = self._info("serial", self.device, self.device, framer)
         session = self._new_session(framer, info, echo=self.echo)

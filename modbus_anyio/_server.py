@@ -274,6 +274,7 @@ class ServerBase:
         self._stop = anyio.Event()
         self._done = anyio.Event()
         try:
+            await self._prepare()  # binding errors surface here, not in an exception group
             async with anyio.create_task_group() as task_group:
                 await self._open(task_group)
                 self._listening = True
@@ -322,8 +323,11 @@ class ServerBase:
 
     # -- for subclasses ---------------------------------------------------------
 
+    async def _prepare(self) -> None:
+        """Bind or open what the server serves (may raise OSError)."""
+
     async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
-        raise NotImplementedError
+        """Start serving in *task_group*."""
 
     async def _close_listeners(self) -> None:
         """Stop accepting (idempotent)."""
@@ -450,22 +454,22 @@ class TcpServer(ServerBase):
     def _framer(self) -> Framer:
         return build_framer(self._framer_spec, frame_timeout=self.frame_timeout)
 
-    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _prepare(self) -> None:
         sockets = bind_sockets(self.host, self._port, socket.SOCK_STREAM, self.backlog)
         self._sockets = sockets
         self._bound = [sock.getsockname()[:2] for sock in sockets]
-        context = self._ssl_context()
         if _current_backend_is_asyncio():
             from ._asyncio_tcp import start_asyncio_servers
 
-            self._asyncio_servers = await start_asyncio_servers(self, sockets, context)
-        else:
-            for sock in sockets:
+            self._asyncio_servers = await start_asyncio_servers(self, sockets, self._ssl_context())
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+        context = self._ssl_context()
+        if not self._asyncio_servers:
+            for sock in self._sockets:
                 listener: anyio.abc.Listener[Any] = await anyio.abc.SocketListener.from_socket(sock)
                 if context is not None:
-                    listener = _QuietTLSListener(
-                        listener, context, standard_compatible=False, handshake_timeout=self._handshake_timeout()
-                    )
+                    listener = _QuietTLSListener(listener, context, handshake_timeout=self._handshake_timeout())
                 self._listeners.append(listener)
                 task_group.start_soon(self._accept, listener, task_group)
 
@@ -556,10 +560,13 @@ class _QuietTLSListener(TLSListener):
 
     @staticmethod
     async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
+        try:
+            peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
+        except OSError:
+            peer = "?"
         await anyio.aclose_forcefully(stream)
         if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
             raise exc
-        peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
         logger.warning("TLS handshake with %s failed: %s", peer, exc or type(exc).__name__)
 
 
@@ -695,8 +702,19 @@ async def _run_stream(
             if hooks is not None:
                 hooks.connected(False, info)
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.aclose_forcefully(stream)
+        await _close_stream(stream)
+
+
+async def _close_stream(stream: anyio.abc.AsyncResource) -> None:
+    """Close politely (TLS close_notify) if the peer lets us within a second, else forcefully."""
+    with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(1):
+            try:
+                await stream.aclose()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                await anyio.aclose_forcefully(stream)
+            return
+        await anyio.aclose_forcefully(stream)
 
 
 async def _stream_loop(record: _StreamRecord, idle_timeout: float | None) -> None:

@@ -72,6 +72,7 @@ class UdpServer(ServerBase):
         self._bound: list[tuple[str, int]] = []
         self._peers: OrderedDict[tuple[int, Any], _Peer] = OrderedDict()
         self._closers: list[Any] = []
+        self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -86,9 +87,10 @@ class UdpServer(ServerBase):
     def _address_text(self) -> str:
         return ", ".join(format_address(address) for address in self._bound)
 
-    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def _prepare(self) -> None:
         sockets = bind_sockets(self.host, self._port, socket.SOCK_DGRAM)
         self._bound = [sock.getsockname()[:2] for sock in sockets]
+        self._sockets = sockets
         if _current_backend_is_asyncio():
             loop = asyncio.get_running_loop()
             try:
@@ -101,8 +103,10 @@ class UdpServer(ServerBase):
                 for sock in sockets:
                     sock.close()
                 raise
-        else:
-            for index, sock in enumerate(sockets):
+
+    async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
+        if not self._closers:
+            for index, sock in enumerate(self._sockets):
                 udp = await anyio.abc.UDPSocket.from_socket(sock)
                 self._closers.append(udp)
                 task_group.start_soon(self._receive_loop, udp, index, task_group)
@@ -188,11 +192,10 @@ class UdpServer(ServerBase):
 
 
 async def _send(udp: anyio.abc.UDPSocket | asyncio.DatagramTransport, data: bytes, address: Any) -> None:
-    if isinstance(udp, asyncio.DatagramTransport):
-        if not udp.is_closing():
-            udp.sendto(data, address)
-    else:
+    if isinstance(udp, anyio.abc.UDPSocket):
         await udp.sendto(data, address[0], address[1])
+    elif not udp.is_closing():
+        udp.sendto(data, address)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -204,8 +207,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         self.local = format_address(transport.get_extra_info("sockname"))
 
     def datagram_received(self, data: bytes, addr: Any) -> None:

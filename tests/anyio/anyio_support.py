@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import os
 import re
 import shutil
 import subprocess
 import time
+import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,7 @@ _PTY = re.compile(rb"PTY is (\S+)")
 class PtyPair:
     server: str
     client: str
+    pid: int
 
 
 def _start_socat() -> tuple[subprocess.Popen[bytes], PtyPair]:
@@ -163,7 +167,7 @@ def _start_socat() -> tuple[subprocess.Popen[bytes], PtyPair]:
         line = process.stderr.readline()
         if not line or b"starting data transfer loop" in line:
             break
-    return process, PtyPair(paths[0], paths[1])
+    return process, PtyPair(paths[0], paths[1], process.pid)
 
 
 @pytest.fixture
@@ -228,3 +232,56 @@ async def read_all_until_closed(stream: anyio.abc.ByteStream) -> bytes:
             data += await stream.receive()
     except (anyio.EndOfStream, anyio.BrokenResourceError):
         return data
+
+
+class SerialEnd:
+    """The client's end of a pty pair, non-blocking, waited on with anyio."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self.fd)
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                await anyio.wait_writable(self.fd)
+
+    async def read(self, size: int) -> bytes:
+        """Exactly *size* bytes (bounded by the caller's timeout)."""
+        data = b""
+        while len(data) < size:
+            await anyio.wait_readable(self.fd)
+            try:
+                data += os.read(self.fd, size - len(data))
+            except BlockingIOError:
+                continue
+        return data
+
+    async def read_for(self, seconds: float) -> bytes:
+        """Whatever arrives within *seconds*."""
+        data = b""
+        with anyio.move_on_after(seconds):
+            while True:
+                await anyio.wait_readable(self.fd)
+                with contextlib.suppress(BlockingIOError):
+                    data += os.read(self.fd, 4096)
+        return data
+
+    async def call(self, connection: ClientConnection, pdu: RequestPdu, unit: int = 1) -> Any:
+        await self.write(connection.send(connection.request(pdu, unit)))
+        while True:
+            event = connection.next_event()
+            if event is NEED_DATA:
+                await anyio.wait_readable(self.fd)
+                with contextlib.suppress(BlockingIOError):
+                    connection.receive_data(os.read(self.fd, 4096), anyio.current_time())
+                continue
+            if isinstance(event, Response):
+                return event
+            raise AssertionError(f"unexpected {event!r}")
+
+    def close(self) -> None:
+        os.close(self.fd)
