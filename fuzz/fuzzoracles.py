@@ -239,11 +239,13 @@ def known_codes(functions: FunctionTable) -> set[int]:
 
 def rebuild(value: Any) -> Any:
     """*value* rebuilt through the public constructors (which validate)."""
+    if isinstance(value, tuple):
+        if not value or isinstance(value[0], int | bytes):
+            return value  # register values, bits: nothing to rebuild
+        return tuple(rebuild(item) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {field.name: rebuild(getattr(value, field.name)) for field in dataclasses.fields(value) if field.init}
         return type(value)(**fields)
-    if isinstance(value, tuple):
-        return tuple(rebuild(item) for item in value)
     return value
 
 
@@ -677,11 +679,16 @@ IDENTITY = DeviceIdentity(
 )
 
 
-def make_device(*, identity: DeviceIdentity | None = None) -> Device:
-    """A device with holes, read-only ranges, FIFOs and files."""
+def make_device(*, identity: DeviceIdentity | None = None, full: bool = False) -> Device:
+    """A device with holes, read-only ranges, FIFOs and files.
+
+    *full*: with a block of 2000 coils, so that the longest read succeeds
+    (building it is slow under atheris' instrumentation, so only the
+    dispatch target asks for it).
+    """
     coils = BitTable(TableKind.COILS)
     coils.add(0, [index % 3 == 0 for index in range(40)])
-    coils.add(100, [True] * 2000)  # a whole 2000-bit read fits
+    coils.add(100, [True] * (2000 if full else 100))
     coils.add(0xFFF0, [False] * 16)  # the top of the address space
     discrete_inputs = BitTable(TableKind.DISCRETE_INPUTS)
     discrete_inputs.add(0, [index % 2 == 1 for index in range(64)])
@@ -758,16 +765,19 @@ class AsyncWrapper:
 SERIAL_UNITS = (1, 2, 17, 247)
 
 
-def make_context(*, multi: bool, wrap: Callable[[Device], Any] | None = None) -> ServerContext:
-    """One device for every unit, or units 1, 2 (the same device as 1), 17 and 247."""
+def make_context(*, multi: bool, full: bool = False, wrap: Callable[[Device], Any] | None = None) -> ServerContext:
+    """One device for every unit, or units 1, 2 (the same device as 1), 17 and 247.
 
-    def build(identity: DeviceIdentity | None = None) -> Any:
-        device = make_device(identity=identity)
+    *full*: the first device has 2000 coils in a row (see :func:`make_device`).
+    """
+
+    def build(identity: DeviceIdentity | None = None, *, full: bool = False) -> Any:
+        device = make_device(identity=identity, full=full)
         return wrap(device) if wrap is not None else device
 
     if not multi:
-        return ServerContext(build(IDENTITY))
-    first = build(IDENTITY)
+        return ServerContext(build(IDENTITY, full=full))
+    first = build(IDENTITY, full=full)
     return ServerContext({1: first, 2: first, 17: build(), 247: build(IDENTITY)})
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -280,5 +281,8 @@ def fuzz(check: Callable[[bytes], None]) -> None:
     """Hand *check* (tolerating open issues) to atheris with the command line's libFuzzer options."""
     import atheris
 
+    # The dispatcher logs every failing request with its traceback: at
+    # thousands of inputs a second that is all the fuzzer would do.
+    logging.disable(logging.CRITICAL)
     atheris.Setup(sys.argv, tolerant(check))
     atheris.Fuzz()

@@ -113,15 +113,16 @@ def git(*arguments: str) -> str:
 
 def export_core(revision: str) -> tuple[Path, str]:
     """modbus_core as committed in *revision*, unpacked under .work: the checkout may be mid-edit."""
-    commit = git("rev-parse", "--short", f"{revision}^{{commit}}")
-    destination = WORK / "core" / commit
+    tree = git("rev-parse", f"{revision}:modbus_core")
+    last_change = git("log", "-1", "--format=%h", revision, "--", "modbus_core")
+    destination = WORK / "core" / tree[:12]
     if not (destination / "modbus_core" / "__init__.py").exists():
         destination.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "modbus_core"], cwd=ROOT, capture_output=True, timeout=60, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, timeout=60, check=True)
-    return destination, f"{commit} (committed)"
+        archive = subprocess.run(["git", "archive", tree], cwd=ROOT, capture_output=True, timeout=60, check=True).stdout
+        package = destination / "modbus_core"
+        package.mkdir(exist_ok=True)
+        subprocess.run(["tar", "-x", "-C", str(package)], input=archive, timeout=60, check=True)
+    return destination, f"{last_change} (as committed)"
 
 
 def working_tree_revision() -> str:
