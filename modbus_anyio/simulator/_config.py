@@ -306,7 +306,7 @@ _TYPE_WORDS = {
 }
 
 
-def _describe_error(error: jsonschema.exceptions.ValidationError) -> tuple[str, str]:
+def _describe_error(error: jsonschema.exceptions.ValidationError, document: Any) -> tuple[str, str]:
     """(key path, what was expected) for one schema error."""
     path = list(error.absolute_path)
     validator = error.validator
@@ -341,21 +341,82 @@ def _describe_error(error: jsonschema.exceptions.ValidationError) -> tuple[str, 
     if validator == "maxLength":
         return key_path(path), f"expected at most {value} characters, got {len(instance)}"
     if validator == "pattern":
-        return key_path(path), f"expected a name without '/' that does not start with a space, got {_show(instance)}"
+        return key_path(path), f"expected a name without '/', not starting with a space, got {_show(instance)}"
     if validator == "not":
         return key_path(path), f"expected a non-zero number, got {_show(instance)}"
     if validator is None or error.schema is False:
-        return key_path(path), "this key is not allowed here (it belongs to another transport)"
+        # A property whose subschema is false: find which (the error does not say).
+        properties = _schema_at(list(error.absolute_schema_path))
+        rules = properties.items() if isinstance(properties, Mapping) else ()
+        forbidden = [key for key, rule in rules if rule is False]
+        parent = _instance_at(document, path)
+        present = [key for key in forbidden if isinstance(parent, Mapping) and key in parent]
+        where = key_path([*path, present[0]]) if len(present) == 1 else key_path(path)
+        transport = parent.get("transport") if isinstance(parent, Mapping) else None
+        reason = f" for transport {transport!r}" if transport else ""
+        return where, f"this key is not allowed{reason}"
     return key_path(path), error.message
+
+
+def _schema_at(schema_path: list[Any]) -> Any:
+    """The part of the schema at *schema_path*, following local $refs."""
+    node: Any = config_schema()
+    for part in schema_path:
+        while isinstance(node, Mapping) and part not in node and "$ref" in node:
+            node = _resolve(node["$ref"])
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _resolve(reference: str) -> Any:
+    node: Any = config_schema()
+    for part in reference.removeprefix("#/").split("/"):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _instance_at(document: Any, path: list[Any]) -> Any:
+    node = document
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _explain(error: jsonschema.exceptions.ValidationError, document: Any) -> tuple[str, str]:
+    """(key path, message) of one error.
+
+    oneOf / anyOf errors hide the useful message among their alternatives:
+    when the value got into one of them (it has the right JSON type, and
+    something inside is wrong), that one explains; else every alternative says what it expected.
+    """
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        depth = len(error.absolute_path)
+        deeper = [
+            child
+            for child in error.context
+            if len(child.absolute_path) > depth or child.validator not in ("type", "enum", "const")
+        ]
+        if not deeper:
+            expectations: list[str] = []
+            for child in error.context:
+                text = _describe_error(child, document)[1].split(", got ")[0].removeprefix("expected ")
+                if text not in expectations:
+                    expectations.append(text)
+            return key_path(error.absolute_path), f"expected {' or '.join(expectations)}, got {_show(error.instance)}"
+        error = jsonschema.exceptions.best_match(deeper)
+    return _describe_error(error, document)
 
 
 def schema_problems(document: Any) -> list[tuple[str, str]]:
     """Every schema violation of *document*, as (key path, message), in document order."""
     problems: list[tuple[str, str]] = []
     for error in _validator().iter_errors(document):
-        # oneOf / anyOf errors hide the useful message in their context.
-        deepest = jsonschema.exceptions.best_match([error])
-        problem = _describe_error(deepest)
+        problem = _explain(error, document)
         if problem not in problems:
             problems.append(problem)
     problems.sort(key=lambda item: item[0])
@@ -842,7 +903,7 @@ def parse_config(
 
     templates: Mapping[str, Mapping[str, Any]] = document.get("templates", {})
     devices: list[DeviceSpec] = []
-    device_paths: dict[str, str] = {}
+    device_paths: list[str] = []
     for index, entry in enumerate(document["devices"]):
         path = f"devices[{index}]"
         register_paths = [(f"{path}.registers[{i}]", register) for i, register in enumerate(entry.get("registers", []))]
@@ -890,11 +951,11 @@ def parse_config(
         if first is None:
             continue
         devices.append(first)
-        device_paths.setdefault(first.name, path)
+        device_paths.append(path)
         for copy in copies[1:]:
             unit = copy["unit"]
             devices.append(dataclasses.replace(first, name=copy["name"], unit=None if unit == "any" else unit))
-            device_paths.setdefault(copy["name"], path)
+            device_paths.append(path)
     problems.raise_if_any()
     check_plant(servers, devices, problems, device_paths=device_paths)
     problems.raise_if_any()
@@ -919,14 +980,16 @@ def check_plant(
     devices: Sequence[DeviceSpec],
     problems: _Problems,
     *,
-    device_paths: Mapping[str, str] | None = None,
+    device_paths: Sequence[str] | None = None,
 ) -> None:
-    """Names unique, and no two devices answering one unit of one server."""
-    device_paths = device_paths or {}
+    """Names unique, and no two devices answering one unit of one server.
+
+    *device_paths* are the key paths of *devices*, for messages.
+    """
     seen_names: set[str] = set()
     owners: dict[tuple[str, int | None], str] = {}
-    for device in devices:
-        path = device_paths.get(device.name, "devices")
+    for index, device in enumerate(devices):
+        path = device_paths[index] if device_paths is not None else "devices"
         if device.name in seen_names:
             problems.add(path, f"two devices are named {device.name!r}")
         seen_names.add(device.name)

@@ -422,7 +422,7 @@ def openapi_document() -> dict[str, Any]:
                 "description": _JSON_ONLY,
                 "parameters": [device, _path("name", "The register's name.")],
                 "requestBody": _body(
-                    {"type": "object", "required": ["value"], "properties": {"value": {}}}, {"value": 231.5}
+                    {"type": "object", "required": ["value"], "properties": {"value": {}}}, {"value": 200}
                 ),
                 "responses": {
                     "200": _ok("The register after the change.", _ref("Register")),

@@ -391,7 +391,8 @@ class SimDevice:
                         fill = bool(block.fill) if kind in BIT_TABLES else block.fill
                         table.write(start, [fill] * (end - start), force=True)
             for point in self.points:
-                point.set(point.spec.value)
+                table, address, _ = point.storage
+                table.write(address, self.plant.initial_raw(point), force=True)
 
 
 class Plant:
@@ -402,6 +403,8 @@ class Plant:
         self.devices: list[SimDevice] = []
         self.by_name: dict[str, SimDevice] = {}
         self._change_listeners: list[Callable[[SimDevice, Change], object]] = []
+        # id(RegisterSpec) -> encoded initial value; the specs live as long as the config.
+        self._initial: dict[int, tuple[int, ...] | tuple[bool, ...]] = {}
         for spec in config.devices:
             sim = self._build(spec)
             self.devices.append(sim)
@@ -439,6 +442,14 @@ class Plant:
         """Unit id (None for "any") -> device, for one server."""
         return {sim.unit: sim for sim in self.devices if server in sim.spec.servers}
 
+    def initial_raw(self, point: Point) -> tuple[int, ...] | tuple[bool, ...]:
+        """The registers of *point*'s initial value (encoded once for all the copies of a repeated device)."""
+        key = id(point.spec)
+        raw = self._initial.get(key)
+        if raw is None:
+            raw = self._initial[key] = point.encode(point.spec.value)
+        return raw
+
     def add_change_listener(self, listener: Callable[[SimDevice, Change], object]) -> Callable[[], None]:
         """Call ``listener(device, change)`` after every write to any device; returns a remover."""
         self._change_listeners.append(listener)
@@ -466,7 +477,8 @@ class Plant:
             sim.points.append(point)
             sim.by_name[register.name] = point
             if not isinstance(device, MemoryDevice):  # its memory holds pymodbus' initial values
-                point.set(register.value)
+                table, address, _ = point.storage
+                table.write(address, self.initial_raw(point), force=True)
                 if register.read_only:
                     device.tables[register.table].set_read_only(register.address, register.count)
         return sim
