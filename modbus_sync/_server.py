@@ -137,6 +137,7 @@ class Link:
         "last_activity",
         "out",
         "out_size",
+        "reading_since",
         "reported",
         "resume_at",
         "server",
@@ -160,6 +161,7 @@ class Link:
         self.draining = False  # close once the output is written (EOF from the peer, or shutdown)
         self.connected_at = now
         self.last_activity = now
+        self.reading_since = now  # when the selector last started watching for reads
         self.timer_at: float | None = None
         self.interest = 0
         self.reported = False  # trace_connect(True) was called
@@ -337,11 +339,25 @@ class Link:
 
     # -- timers ---------------------------------------------------------------
 
-    def next_deadline(self) -> float | None:
-        deadline: float | None = None
+    def frame_deadline(self) -> float | None:
+        """When the core's timer is due: a partial frame's timeout, or the silence that ends a frame.
+
+        None while the link is not read (backpressure, a request in the
+        works): a frame that stops arriving then is our doing, not the
+        client's.  The partial-frame timeout runs again from when reading
+        resumed.
+        """
         session = self.session
-        if session is not None:
-            deadline = session.next_deadline()
+        if session is None or not self.interest & selectors.EVENT_READ:
+            return None
+        deadline = session.next_deadline()
+        frame_timeout = self.server.frame_timeout
+        if deadline is not None and frame_timeout is not None:
+            deadline = max(deadline, self.reading_since + frame_timeout)
+        return deadline
+
+    def next_deadline(self) -> float | None:
+        deadline = self.frame_deadline()
         if self.resume_at is not None and (deadline is None or self.resume_at < deadline):
             deadline = self.resume_at
         idle_timeout = self.server.idle_timeout
@@ -364,14 +380,13 @@ class Link:
             if self.closed:
                 return
         session = self.session
-        if session is not None:
-            frame_deadline = session.next_deadline()
-            if frame_deadline is not None and now >= frame_deadline:
-                self.write(session.timeout(now), now)  # RemoteProtocolError: a partial frame stalled
-                if session.blocked is not None:
-                    self.unblock(now)
-                if self.closed:
-                    return
+        frame_deadline = self.frame_deadline()
+        if session is not None and frame_deadline is not None and now >= frame_deadline:
+            self.write(session.timeout(now), now)  # RemoteProtocolError: a partial frame stalled
+            if session.blocked is not None:
+                self.unblock(now)
+            if self.closed:
+                return
         idle_timeout = self.server.idle_timeout
         if (
             idle_timeout is not None
@@ -466,6 +481,7 @@ class Server:
             raise ValueError(f"shutdown_timeout must be a number of seconds >= 0, got {shutdown_timeout!r}")
         self.shutdown_timeout = float(shutdown_timeout)
         self.idle_timeout: float | None = None
+        self.frame_timeout: float | None = None
 
         # Lifecycle, guarded by _lock (re-entrant: shutdown() may run in a
         # signal handler that interrupted this very thread).
@@ -792,6 +808,7 @@ class Server:
         events = link.wanted_events()
         if events == link.interest:
             return
+        resumed = events & selectors.EVENT_READ and not link.interest & selectors.EVENT_READ
         if link.interest == 0:
             self._selector.register(fileobj, events, link.on_ready)
         elif events == 0:
@@ -799,6 +816,9 @@ class Server:
         else:
             self._selector.modify(fileobj, events, link.on_ready)
         link.interest = events
+        if resumed:
+            link.reading_since = time.monotonic()
+            link.reschedule()
 
     def close_link(self, link: Link, why: str | None) -> None:
         """Close *link*; *why* (logged) when it was not a normal end."""
@@ -811,17 +831,16 @@ class Server:
                 self._selector.unregister(fileobj)
         link.interest = 0
         self._links.pop(id(link), None)
-        link.close_transport()
         if why:
             logger.info("%s: %s: closing: %s", self.name, link.info.peer, why)
         else:
-            logger.debug("%s: %s: closed", self.name, link.info.peer)
+            logger.debug("%s: %s: closing", self.name, link.info.peer)
+        link.close_transport()
         if link.reported:
             self.hooks.connected(False, link.info)
 
     def idle_expired(self, link: Link, idle_timeout: float) -> None:
-        logger.info("%s: %s: idle for %.1f s: closing", self.name, link.info.peer, idle_timeout)
-        self.close_link(link, None)
+        self.close_link(link, f"idle for {idle_timeout:.1f} s")
 
 
 def reason(error: BaseException) -> str:

@@ -246,8 +246,17 @@ def pty_pair() -> Iterator[PtyPair]:
 class RawClient:
     """A socket plus a core ClientConnection: send requests, read responses, misbehave."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 3.0, rcvbuf: int | None = None) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connecting: sets the window
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect((host, port))
+        except BaseException:
+            self.sock.close()
+            raise
         self.conn = ClientConnection(MbapFramer())
 
     def close(self) -> None:
@@ -289,7 +298,7 @@ class RawClient:
 
     def read_registers(self, address: int, count: int, unit: int = 1) -> tuple[int, ...]:
         response = self.call(ReadHoldingRegisters(address, count), unit)
-        return response.pdu.values  # type: ignore[attr-defined, no-any-return]
+        return response.pdu.registers  # type: ignore[attr-defined, no-any-return]
 
     def closed_by_peer(self, within: float) -> bool:
         """Whether the server closes this connection within *within* seconds."""
