@@ -7,7 +7,7 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
@@ -70,7 +70,14 @@ def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="check the configuration, print a summary and exit")
     parser.add_argument("--print-schema", action="store_true", help="print the configuration's JSON Schema and exit")
     parser.set_defaults(run=run_sim)
+    # A bad option value is one line on stderr, not the whole usage.
+    parser.error = _one_line_error  # type: ignore[method-assign]
     return parser
+
+
+def _one_line_error(message: str) -> NoReturn:
+    print(f"modbuskit sim: error: {message} (see modbuskit sim --help)", file=sys.stderr)
+    sys.exit(2)
 
 
 def _fail(message: str, status: int) -> int:
@@ -127,6 +134,7 @@ def run_sim(args: argparse.Namespace) -> int:
 async def _main(simulator: Any) -> int:
     from ._errors import SimulatorError
 
+    failure: SimulatorError | None = None
     async with anyio.create_task_group() as group:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
 
@@ -138,12 +146,14 @@ async def _main(simulator: Any) -> int:
             group.start_soon(stop_on_signal)
             try:
                 await group.start(simulator.serve)
-            except SimulatorError:
-                group.cancel_scope.cancel()
-                raise
-            _announce(simulator)
-            await simulator.wait_stopped()
+            except SimulatorError as error:
+                failure = error
+            else:
+                _announce(simulator)
+                await simulator.wait_stopped()
             group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     print("modbuskit sim: stopped", flush=True)
     return 0
 

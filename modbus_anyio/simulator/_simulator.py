@@ -211,6 +211,13 @@ class Listener:
         return list(server.connections) if server is not None and self.state == "running" else []
 
 
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 class Simulator:
     """A running plant of simulated Modbus devices.
 
@@ -300,6 +307,20 @@ class Simulator:
         self._stopped = anyio.Event()
         self.closing = anyio.Event()
         self.logs.attach()
+        try:
+            await self._run(task_status)
+        except BaseExceptionGroup as group:
+            # A listener that cannot start: say so plainly, not as a group.
+            errors, others = group.split(SimulatorError)
+            if errors is not None and others is None:
+                raise _first(errors) from None
+            raise
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[Any]) -> None:
+        stop_requested, closing, stopped = self._stop_requested, self.closing, self._stopped
+        assert stop_requested is not None
+        assert closing is not None
+        assert stopped is not None
         http_socket: socket.socket | None = None
         try:
             if self.http_enabled:
@@ -329,10 +350,10 @@ class Simulator:
                     self.http_url or "off",
                 )
                 task_status.started(self)
-                await self._stop_requested.wait()
+                await stop_requested.wait()
                 self.status = "stopping"
                 logger.info("simulator stopping")
-                self.closing.set()
+                closing.set()
                 for listener in self.listeners.values():
                     await listener.stop()
                 with anyio.move_on_after(5):
@@ -342,7 +363,7 @@ class Simulator:
             if http_socket is not None:
                 http_socket.close()
             self.status = "stopped"
-            self.closing.set()
+            closing.set()
             self.actions.close()
             if self.state is not None:
                 with anyio.CancelScope(shield=True):
@@ -354,7 +375,7 @@ class Simulator:
             logger.info("simulator stopped")
             self.logs.detach()
             self._task_group = None
-            self._stopped.set()
+            stopped.set()
 
     def stop_soon(self) -> None:
         """Ask the simulator to stop (returns at once)."""
