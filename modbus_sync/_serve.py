@@ -1,7 +1,12 @@
 """``modbuskit serve --sync``: the quick server on the blocking implementation.
 
-The ``serve`` command's parser belongs to ``modbus_anyio._serve``; with
-``--sync`` it calls :func:`run_serve` with the parsed arguments.
+The ``serve`` command and its parser belong to ``modbus_anyio._serve``;
+with ``--sync`` it checks the arguments as usual and calls
+:func:`run_serve` with them.  Every server shares one datastore and runs
+in its own thread; the main thread waits for Ctrl-C or SIGTERM, then shuts
+them all down (answers in flight are finished).  Exit status: 0 after a
+clean stop, 1 when a server cannot start (address in use, no such
+device), 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from modbus_anyio._serve import parse_endpoint
 from modbus_core import Device, ServerContext
 
+from ._net import format_address
 from ._serial import SerialServer
 from ._server import Server
 from ._tcp import TcpServer, TlsServer
@@ -24,115 +30,82 @@ from ._udp import UdpServer
 
 __all__ = ["build_servers", "run_serve"]
 
-logger = logging.getLogger(__name__)
-
-
-def _endpoint(value: object, option: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:502`` for IPv6; ``:502`` or ``502`` for 127.0.0.1)."""
-    if isinstance(value, tuple):
-        host, port = value
-        return str(host), int(port)
-    text = str(value)
-    host, separator, port_text = text.rpartition(":")
-    if not separator:
-        host, port_text = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{option} expects HOST:PORT, got {text!r}") from None
-    if not 0 <= port <= 0xFFFF:
-        raise ValueError(f"{option}: port {port} is outside 0..65535")
-    return host or "127.0.0.1", port
-
-
-def _as_list(value: object) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list | tuple) and not (
-        len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
-    ):
-        return list(value)
-    return [value]
-
-
-def build_context(units: Sequence[int] | None, size: int) -> ServerContext:
-    """Every table 0..size-1; one device per unit, or one device answering every unit."""
-    if units:
-        return ServerContext({unit: Device.sized(size) for unit in units})
-    return ServerContext(Device.sized(size))
+DEFAULT_TCP = "127.0.0.1:502"
 
 
 def build_servers(args: argparse.Namespace) -> list[Server]:
-    """The servers *args* ask for (ValueError/TypeError for bad arguments)."""
-    size = getattr(args, "size", 10000)
-    if size is None:
-        size = 10000
-    if not 1 <= size <= 0x10000:
-        raise ValueError(f"--size must be 1..65536, got {size}")
-    units = getattr(args, "unit", None) or None
-    for unit in units or ():
-        if not 0 <= unit <= 255:
-            raise ValueError(f"--unit must be 0..255, got {unit}")
-    context = build_context(units, size)
+    """The servers *args* ask for, sharing one datastore (ValueError for bad arguments)."""
+    size = getattr(args, "size", None) or 10000
+    units = getattr(args, "unit", None)
+    if units:
+        context = ServerContext({unit: Device.sized(size) for unit in units})
+    else:
+        context = ServerContext(Device.sized(size))
     framer = getattr(args, "framer", None)
+    network_framer = framer or "socket"
     servers: list[Server] = []
-    for value in _as_list(getattr(args, "tcp", None)):
-        host, port = _endpoint(value, "--tcp")
-        servers.append(TcpServer(context, host=host, port=port, framer=framer or "socket", name="tcp"))
-    for value in _as_list(getattr(args, "udp", None)):
-        host, port = _endpoint(value, "--udp")
-        servers.append(UdpServer(context, host=host, port=port, framer=framer or "socket", name="udp"))
-    for value in _as_list(getattr(args, "tls", None)):
-        host, port = _endpoint(value, "--tls")
-        cert = getattr(args, "cert", None)
-        if cert is None:
-            raise ValueError("--tls needs --cert (and --key, --ca)")
-        ca = getattr(args, "ca", None)
+    tcp = getattr(args, "tcp", None)
+    udp = getattr(args, "udp", None)
+    tls = getattr(args, "tls", None)
+    serial_lines = getattr(args, "serial", None)
+    if not (tcp or udp or tls or serial_lines):
+        tcp = [DEFAULT_TCP]
+    for text in tcp or ():
+        host, port = parse_endpoint(text)
+        servers.append(TcpServer(context, host=host, port=port, framer=network_framer))
+    for text in udp or ():
+        host, port = parse_endpoint(text)
+        servers.append(UdpServer(context, host=host, port=port, framer=network_framer))
+    for text in tls or ():
+        host, port = parse_endpoint(text)
         servers.append(
             TlsServer(
                 context,
                 host=host,
                 port=port,
-                certfile=cert,
+                framer=network_framer,
+                certfile=getattr(args, "cert", None),
                 keyfile=getattr(args, "key", None),
-                cafile=ca,
-                framer=framer or "socket",
-                name="tls",
+                cafile=getattr(args, "ca", None),
             )
         )
-    for device in _as_list(getattr(args, "serial", None)):
+    for device in serial_lines or ():
         servers.append(
             SerialServer(
                 context,
-                port=str(device),
+                port=device,
                 baudrate=getattr(args, "baudrate", None) or 19200,
-                parity=(getattr(args, "parity", None) or "N")[0].upper(),
+                parity=(getattr(args, "parity", None) or "N")[0],
+                stopbits=getattr(args, "stopbits", None) or 1,
                 framer=framer or "rtu",
-                name="serial",
             )
         )
-    if not servers:
-        raise ValueError("give at least one of --tcp, --udp, --tls or --serial")
     return servers
 
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _where(server: Server) -> str:
+    addresses: list[Any] = getattr(server, "addresses", [])
+    return ", ".join(format_address(address) for address in addresses)
+
+
+def _explain(error: OSError) -> str:
+    text = error.strerror if error.errno is not None and error.strerror else str(error)  # no "[Errno 98]"
+    if error.errno == 13 or "Permission denied" in text:
+        text += " (ports below 1024 need privileges: try a port such as 5020)"
+    return text
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Run the servers *args* describe until Ctrl-C or SIGTERM; the exit status.
-
-    2 for bad arguments, 1 when a server cannot start (address in use, no
-    such device), 0 after a clean stop.
-    """
+    """Run the servers *args* describe until Ctrl-C or SIGTERM; the exit status."""
     _configure_logging(getattr(args, "verbose", 0) or 0)
     try:
         servers = build_servers(args)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError) as error:
         print(f"modbuskit serve: error: {error}", file=sys.stderr)
         return 2
 
@@ -151,22 +124,25 @@ def run_serve(args: argparse.Namespace) -> int:
             try:
                 server.start()
             except OSError as error:
-                print(f"modbuskit serve: error: {error}", file=sys.stderr)
+                print(f"modbuskit serve: error: {_explain(error)}", file=sys.stderr)
                 return 1
             started.append(server)
-            print(f"modbuskit serve (sync): {server.name}", file=sys.stderr, flush=True)
-        # Wake now and then: a server that failed ends the command too.
+            print(f"modbuskit serve: {server.transport} on {_where(server)} (sync)", file=sys.stderr, flush=True)
+        # Wake now and then: a server that died ends the command too.
         while not stop.wait(0.5):
-            if not all(server.serving for server in started):
-                print("modbuskit serve: a server stopped unexpectedly", file=sys.stderr)
+            failed = [server for server in started if not server.serving]
+            if failed:
+                print(f"modbuskit serve: error: {failed[0].name} stopped", file=sys.stderr)
                 return 1
+        print("modbuskit serve: stopping", file=sys.stderr, flush=True)
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # without our handler (not the main thread)
+        print("modbuskit serve: stopping", file=sys.stderr, flush=True)
         return 0
     finally:
         for server in started:
             server.request_stop()
         for server in started:
-            server.shutdown()
+            server.shutdown(timeout=10)
         for restored, handler in previous.items():
             signal.signal(restored, handler)
