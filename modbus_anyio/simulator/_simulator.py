@@ -107,8 +107,8 @@ class Listener:
             bound = getattr(server, "addresses", None)
             if bound:
                 return [
-                    _format_address(str(host), int(port)) if isinstance(port, int) else str(host)
-                    for host, port in bound
+                    _format_address(str(item[0]), int(item[1])) if isinstance(item, tuple) else str(item)
+                    for item in bound
                 ]
         if self.spec.transport == "serial":
             return [str(self.spec.port)]

@@ -150,7 +150,7 @@ class CallRecord:
             pieces = sum(1 for part in outcome.parts if isinstance(part, bytes))
             detail = f"{len(outcome.data)} raw bytes in {pieces} piece{'s' if pieces != 1 else ''}"
         elif code is not None:
-            detail = f"exception {code:02X} {exception_name(code)}"
+            detail = f"exception {code:02X} {exception_name(code).replace('_', ' ')}"
         else:
             detail = "ok"
         try:

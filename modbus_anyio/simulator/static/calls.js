@@ -92,7 +92,10 @@ function renderRules(data) {
     return;
   }
   for (const rule of data.items) {
-    const limit = [rule.count ? `${rule.count} requests` : null, rule.duration !== null ? `${rule.duration} s` : null].filter(Boolean).join(" or ");
+    const limit = [
+      rule.count ? `${rule.count} request${rule.count === 1 ? "" : "s"}` : null,
+      rule.duration !== null ? `${rule.duration} s` : null,
+    ].filter(Boolean).join(" or ");
     const end = rule.active
       ? el("button", { type: "button", class: "danger", "aria-label": `End fault rule ${rule.id}`, onclick: () => endRule(rule.id) }, "End")
       : null;

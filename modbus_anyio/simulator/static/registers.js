@@ -32,16 +32,21 @@ function parsed(item, text) {
 }
 
 async function write(item, value, input) {
+  const row = rows.get(item.id);
+  row.pending += 1; // live updates wait: they may be older than this write
   try {
     const result = await api(`/api/registers/${encodeURIComponent(item.device)}/${encodeURIComponent(item.name)}`, {
       method: "PUT",
       body: { value },
     });
     say(message, `${item.id} set to ${shown(result)}`, "ok");
+    row.pending -= 1;
     update(result);
   } catch (error) {
+    row.pending -= 1;
     say(message, error.message, "error");
     if (input) input.setAttribute("aria-invalid", "true");
+    if (input && input.type === "checkbox") input.checked = Boolean(row.item.value);
   }
 }
 
@@ -105,7 +110,7 @@ function render(page) {
       raw,
       el("td", { class: "muted" }, item.action ?? ""),
     );
-    rows.set(item.id, { input: cell.firstChild, raw, item });
+    rows.set(item.id, { input: cell.firstChild, raw, item, pending: 0 });
     body.append(row);
   }
   const first = page.items.length ? page.offset + 1 : 0;
@@ -119,7 +124,7 @@ function render(page) {
 
 function update(change) {
   const row = rows.get(change.id);
-  if (!row) return;
+  if (!row || row.pending) return;
   row.item = { ...row.item, value: change.value, raw: change.raw };
   row.raw.textContent = change.raw.join(" ");
   const input = row.input;

@@ -7,9 +7,16 @@ const devicesBody = document.querySelector("#devices tbody");
 const about = document.getElementById("about");
 const message = document.getElementById("message");
 
+let uptime = { base: 0, at: 0, element: null };
+
 function stat(label, value) {
   return el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label));
 }
+
+// Events come when something changes; the uptime moves on between them.
+setInterval(() => {
+  if (uptime.element) uptime.element.textContent = formatDuration(uptime.base + (performance.now() - uptime.at) / 1000);
+}, 1000);
 
 async function toggle(listener) {
   const action = listener.state === "running" ? "stop" : "start";
@@ -23,9 +30,11 @@ async function toggle(listener) {
 
 function render(server) {
   const totals = server.totals;
+  const uptimeStat = stat("uptime", formatDuration(server.uptime));
+  uptime = { base: server.uptime, at: performance.now(), element: uptimeStat.firstChild };
   stats.replaceChildren(
     stat("status", server.status),
-    stat("uptime", formatDuration(server.uptime)),
+    uptimeStat,
     stat("requests", totals.requests ?? 0),
     stat("exceptions", totals.exceptions ?? 0),
     stat("faults applied", totals.faults ?? 0),
