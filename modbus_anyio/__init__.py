@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._pymodbus import StartAsyncTcpServer as StartAsyncTcpServer
     from ._pymodbus import StartAsyncTlsServer as StartAsyncTlsServer
     from ._pymodbus import StartAsyncUdpServer as StartAsyncUdpServer
+    from ._pymodbus import started_servers as started_servers
     from ._serial import SerialServer as SerialServer
     from ._serial import serve_serial as serve_serial
     from ._server import ConnectionPolicy as ConnectionPolicy
@@ -58,6 +59,7 @@ _LAZY = {
     "StartAsyncTcpServer": "_pymodbus",
     "StartAsyncTlsServer": "_pymodbus",
     "StartAsyncUdpServer": "_pymodbus",
+    "started_servers": "_pymodbus",
     "SerialServer": "_serial",
     "serve_serial": "_serial",
     "ConnectionPolicy": "_server",
@@ -117,6 +119,7 @@ __all__ = [
     "StartAsyncTcpServer",
     "StartAsyncTlsServer",
     "StartAsyncUdpServer",
+    "started_servers",
     "TcpServer",
     "TlsServer",
     "UdpServer",

@@ -57,6 +57,7 @@ __all__ = [
     "StartAsyncTcpServer",
     "StartAsyncTlsServer",
     "StartAsyncUdpServer",
+    "started_servers",
 ]
 
 Identity = "DeviceIdentity | ModbusDeviceIdentification | None"
@@ -300,6 +301,12 @@ async def StartAsyncUdpServer(context: ServerContext, **kwargs: Any) -> None:
 async def StartAsyncSerialServer(context: ServerContext, **kwargs: Any) -> None:
     """Run a :class:`ModbusSerialServer` until :func:`ServerAsyncStop`."""
     await _run_registered(ModbusSerialServer(context, **kwargs))
+
+
+def started_servers() -> list[Any]:
+    """The servers the ``StartAsync*`` functions run now in this event loop
+    (to learn a bound port, or stop one of them)."""
+    return list(_started.get(None) or ())
 
 
 async def ServerAsyncStop() -> None:

@@ -1,0 +1,266 @@
+"""``modbuskit serve`` as a process: real sockets, Ctrl-C, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+from anyio_support import IssueClient, PtyPair
+
+from modbus_anyio._cli import main
+from modbus_anyio._serve import parse_endpoint
+from modbus_core import (
+    NEED_DATA,
+    ClientConnection,
+    ExceptionResponse,
+    Framer,
+    MbapFramer,
+    ReadHoldingRegisters,
+    RequestPdu,
+    Response,
+    RtuFramer,
+    WriteSingleRegister,
+)
+
+LISTENING = re.compile(r"modbuskit serve(?: \(sync\))?: (\w+) on (\S+)")
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], addresses: dict[str, str]) -> None:
+        self.process = process
+        self.addresses = addresses
+
+    def port(self, transport: str = "tcp") -> int:
+        return int(self.addresses[transport].rsplit(":", 1)[1])
+
+
+def start(*arguments: str, expect: int = 1) -> Served:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modbus_anyio", "serve", *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    addresses: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    lines = []
+    while len(addresses) < expect and time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = LISTENING.search(line)
+        if match:
+            addresses[match.group(1)] = match.group(2).rstrip(",")
+    if len(addresses) < expect:
+        process.kill()
+        process.wait(timeout=10)
+        raise AssertionError("modbuskit serve did not start:\n" + "".join(lines))
+    return Served(process, addresses)
+
+
+def stop(served: Served) -> int:
+    served.process.send_signal(signal.SIGINT)
+    try:
+        status = served.process.wait(timeout=15)
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.wait(timeout=10)
+        if served.process.stderr is not None:
+            served.process.stderr.close()
+    return status
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for served in started:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.wait(timeout=10)
+
+
+def call(sock: socket.socket, connection: ClientConnection, pdu: RequestPdu, unit: int = 1) -> Response:
+    sock.sendall(connection.send(connection.request(pdu, unit)))
+    while True:
+        event = connection.next_event()
+        if event is NEED_DATA:
+            connection.receive_data(sock.recv(4096), time.monotonic())
+            continue
+        assert isinstance(event, Response), event
+        return event
+
+
+def tcp_call(port: int, pdu: RequestPdu, unit: int = 1, framer: Framer | None = None) -> Response:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        return call(sock, ClientConnection(framer or MbapFramer()), pdu, unit)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_serve_tcp_and_stop_with_ctrl_c(backend: str, processes: list[Served]) -> None:
+    served = start("--tcp", "127.0.0.1:0", "--backend", backend, "--size", "100")
+    processes.append(served)
+    port = served.port()
+    assert not tcp_call(port, WriteSingleRegister(99, 7)).is_exception
+    assert tcp_call(port, ReadHoldingRegisters(99, 1)).pdu.registers == (7,)  # type: ignore[attr-defined]
+    response = tcp_call(port, ReadHoldingRegisters(99, 2))
+    assert response.pdu == ExceptionResponse(3, 2)  # --size 100: 0..99
+    assert stop(served) == 0
+
+
+def test_units_udp_and_rtu_over_tcp(processes: list[Served]) -> None:
+    served = start(
+        "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--unit", "3", "--unit", "4", "--framer", "rtu", expect=2
+    )
+    processes.append(served)
+    port = served.port("tcp")
+    assert not tcp_call(port, WriteSingleRegister(1, 5), unit=3, framer=RtuFramer()).is_exception
+    assert tcp_call(port, ReadHoldingRegisters(1, 1), unit=4, framer=RtuFramer()).pdu.registers == (0,)  # type: ignore[attr-defined]
+    missing = tcp_call(port, ReadHoldingRegisters(1, 1), unit=5, framer=RtuFramer())
+    assert missing.pdu == ExceptionResponse(3, 0x0B)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(5)
+        client = ClientConnection(RtuFramer())
+        udp.sendto(client.send(client.request(ReadHoldingRegisters(1, 1), 3)), ("127.0.0.1", served.port("udp")))
+        client.receive_data(udp.recv(4096), 0.0)
+        event = client.next_event()
+        assert isinstance(event, Response)
+        assert event.pdu.registers == (5,)  # type: ignore[attr-defined]  # one datastore for every server
+    assert stop(served) == 0
+
+
+def test_tls(
+    tmp_path: Path, server_cert: trustme.LeafCert, ca: trustme.CA, issue_client: IssueClient, processes: list[Served]
+) -> None:
+    import ssl
+
+    server_cert.cert_chain_pems[0].write_to_path(str(tmp_path / "s.pem"))
+    server_cert.private_key_pem.write_to_path(str(tmp_path / "s.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    served = start(
+        "--tls", "127.0.0.1:0", "--cert", str(tmp_path / "s.pem"), "--key", str(tmp_path / "s.key"),
+        "--ca", str(tmp_path / "ca.pem"),
+    )  # fmt: skip
+    processes.append(served)
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    context.load_cert_chain(*issue_client(role="operator").write(tmp_path, "c"))
+    with (
+        socket.create_connection(("127.0.0.1", served.port("tls")), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
+        assert not call(sock, ClientConnection(MbapFramer()), ReadHoldingRegisters(0, 1)).is_exception
+    assert stop(served) == 0
+
+
+@pytest.mark.serial
+def test_serial(pty_pair: PtyPair, processes: list[Served]) -> None:
+    import os
+    import tty
+
+    served = start("--serial", pty_pair.server, "--baudrate", "9600", "--parity", "E", "--unit", "2")
+    processes.append(served)
+    fd = os.open(pty_pair.client, os.O_RDWR | os.O_NOCTTY)
+    try:
+        tty.setraw(fd)
+        client = ClientConnection(RtuFramer(9600))
+        os.write(fd, client.send(client.request(WriteSingleRegister(3, 9), 2)))
+        deadline = time.monotonic() + 5
+        event: object = NEED_DATA
+        while event is NEED_DATA and time.monotonic() < deadline:
+            import select
+
+            if select.select([fd], [], [], 0.5)[0]:
+                client.receive_data(os.read(fd, 256), time.monotonic())
+            event = client.next_event()
+        assert isinstance(event, Response)
+    finally:
+        os.close(fd)
+    assert stop(served) == 0
+
+
+def test_sync_implementation(processes: list[Served]) -> None:
+    served = start("--sync", "--tcp", "127.0.0.1:0")
+    processes.append(served)
+    assert not tcp_call(served.port(), ReadHoldingRegisters(0, 1)).is_exception
+    assert stop(served) == 0
+
+
+def test_config_serves_the_simulators_plant(tmp_path: Path, processes: list[Served]) -> None:
+    config = tmp_path / "plant.json"
+    config.write_text(
+        json.dumps(
+            {
+                "servers": [{"name": "plant", "transport": "tcp", "host": "127.0.0.1", "port": 0}],
+                "devices": [{"name": "meter", "unit": 1, "holding_registers": 10}],
+            }
+        )
+    )
+    served = start("--config", str(config))
+    processes.append(served)
+    assert not tcp_call(served.port("plant"), ReadHoldingRegisters(0, 1)).is_exception
+    assert stop(served) == 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--tcp", "nohost:port"], "expected HOST:PORT"),
+        (["--tcp", "127.0.0.1:70000"], "outside 0..65535"),
+        (["--tcp", "::1:502"], r"\[::1\]:502"),
+        (["--unit", "256"], "unit id"),
+        (["--size", "0"], "table size"),
+        (["--tls", "127.0.0.1:802"], "--tls needs --cert"),
+        (["--cert", "x.pem"], "only apply to --tls"),
+        (["--serial", "/dev/null", "--framer", "socket"], "serial lines"),
+        (["--config", "x.json", "--tcp", "127.0.0.1:0"], "do not combine"),
+        (["--backend", "curio"], "invalid choice"),
+        (["--frobnicate"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_one_line_and_status_2(
+    arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        status = main(["serve", *arguments])
+    except SystemExit as exit_error:  # argparse's own errors
+        status = int(exit_error.code or 0)
+    assert status == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1, error
+    assert re.search(message, error), error
+
+
+def test_a_server_that_cannot_start_exits_with_status_1(processes: list[Served]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "modbus_anyio", "serve", "--tcp", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr
+
+
+def test_parse_endpoint() -> None:
+    assert parse_endpoint("502") == ("127.0.0.1", 502)
+    assert parse_endpoint(":502") == ("127.0.0.1", 502)
+    assert parse_endpoint("[::1]:802") == ("::1", 802)
+    assert parse_endpoint("*:502") == (None, 502)
+    assert parse_endpoint("0.0.0.0:502") == ("0.0.0.0", 502)
