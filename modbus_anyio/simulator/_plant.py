@@ -14,7 +14,11 @@ of registers behind all four tables (:class:`MemoryDevice`).
 from __future__ import annotations
 
 import bisect
+import decimal
+import functools
 import logging
+import math
+import struct
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -236,7 +240,7 @@ class Point:
     a bool, a tuple of bools); ``point.raw()`` the registers or bit.
     """
 
-    __slots__ = ("_address", "_table", "device", "id", "spec")
+    __slots__ = ("_address", "_codec", "_table", "device", "id", "spec")
 
     def __init__(self, device: SimDevice, spec: RegisterSpec, table: RegisterTable | BitTable, address: int) -> None:
         self.device = device
@@ -244,6 +248,7 @@ class Point:
         self.id = f"{device.name}/{spec.name}"
         self._table = table
         self._address = address
+        self._codec = _codec(spec)
 
     def __repr__(self) -> str:
         return f"<Point {self.id} {self.spec.table.value} {self.spec.address} {self.spec.type}>"
@@ -262,14 +267,24 @@ class Point:
         return self._table.read(self._address, self.spec.count)
 
     def decode(self, raw: Sequence[Any]) -> Any:
-        """The user's value of *raw* registers."""
+        """The user's value of *raw* registers.
+
+        Scaled values are rounded to the scale's decimals (2301 x 0.1 is
+        230.1, not 230.10000000000002) and float32 values to the 7 digits a
+        float32 holds (8.3, not 8.300000190734863); :meth:`raw` is exact.
+        """
         spec = self.spec
         if spec.type == "bool":
             return bool(raw[0])
-        value = from_registers(raw, spec.type, byte_order=spec.byte_order, word_order=spec.word_order)
-        if spec.scale != 1 and isinstance(value, int | float):
-            return value * spec.scale
-        return value
+        codec = self._codec
+        if codec is not None:
+            value = codec.unpack(_to_bytes(raw, codec))[0]
+            if spec.scale != 1:
+                return round(value * spec.scale, _decimals(spec.scale))
+            if spec.type == "float32" and math.isfinite(value):
+                return float(f"{value:.7g}")
+            return value
+        return from_registers(raw, spec.type, byte_order=spec.byte_order, word_order=spec.word_order)
 
     @property
     def value(self) -> Any:
@@ -278,6 +293,15 @@ class Point:
     def encode(self, value: Any) -> tuple[int, ...] | tuple[bool, ...]:
         """The registers for *value* (ValueError or LocalProtocolError when it does not fit)."""
         spec = self.spec
+        codec = self._codec
+        if codec is not None:
+            # Numbers, the common case (actions write them every second): one struct.pack.
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"expected a number, got {value!r}")
+            try:
+                return _from_bytes(codec.pack(raw_number(value, spec)), codec)
+            except (struct.error, OverflowError):
+                raise ValueError(f"{value!r} does not fit in {spec.type}") from None
         checked = check_value(value, spec)
         if spec.type == "bool":
             return (checked,)
@@ -292,6 +316,54 @@ class Point:
     def set(self, value: Any, *, force: bool = True) -> None:
         """Write *value*; read-only values accept it unless *force* is false."""
         self._table.write(self._address, self.encode(value), force=force)
+
+
+class _Codec(struct.Struct):
+    """A number type's struct, with the register orders (see :func:`_codec`)."""
+
+    swap_bytes: bool
+    reverse_words: bool
+    words: struct.Struct
+
+
+_FORMATS = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q", "uint64": "Q"}
+_FORMATS.update({"float32": "f", "float64": "d"})
+
+
+def _codec(spec: RegisterSpec) -> _Codec | None:
+    code = _FORMATS.get(spec.type)
+    if code is None:
+        return None
+    codec = _Codec(">" + code)
+    codec.swap_bytes = spec.byte_order == "little"
+    codec.reverse_words = spec.word_order == "little"
+    codec.words = struct.Struct(f">{codec.size // 2}H")
+    return codec
+
+
+def _from_bytes(data: bytes, codec: _Codec) -> tuple[int, ...]:
+    words = codec.words.unpack(data)
+    if codec.swap_bytes:
+        words = tuple(((word & 0xFF) << 8) | (word >> 8) for word in words)
+    if codec.reverse_words:
+        words = words[::-1]
+    return words
+
+
+def _to_bytes(raw: Sequence[Any], codec: _Codec) -> bytes:
+    words = tuple(raw)
+    if codec.reverse_words:
+        words = words[::-1]
+    if codec.swap_bytes:
+        words = tuple(((word & 0xFF) << 8) | (word >> 8) for word in words)
+    return codec.words.pack(*words)
+
+
+@functools.cache
+def _decimals(scale: float) -> int:
+    """The decimals of a scale: 0.1 -> 1, 0.025 -> 3, 10 -> 0."""
+    exponent = decimal.Decimal(repr(scale)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 class SimDevice:

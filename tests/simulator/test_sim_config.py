@@ -381,3 +381,13 @@ def test_pymodbus_setup_errors_name_the_key_path(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "device_list.device.uint16[2]: register 3 is already defined" in message
     assert "device_list.device.bits[1].addr: 70000..70000 is past the device's 63000 registers" in message
+
+
+def test_the_package_exports_what_it_lists() -> None:
+    import modbus_anyio.simulator as simulator
+
+    assert sorted(dir(simulator)) == sorted(simulator.__all__)
+    for name in simulator.__all__:
+        assert getattr(simulator, name) is not None
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        _ = simulator.Nothing  # type: ignore[attr-defined]

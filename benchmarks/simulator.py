@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""The simulator's costs: Modbus throughput beside the plain server, a 1000-device plant's start, its register page.
+
+usage: python benchmarks/simulator.py [--rounds 3] [--secs 4] [--out benchmarks/RESULTS-simulator.md]
+                                      [--skip-throughput] [--skip-plant]
+
+1. Throughput.  ``loadgen`` (../shared/bench, libmodbus; 10 connections)
+   against the plain server (benchmarks/tcp_server.py: modbus_anyio's
+   TcpServer on a ServerContext, asyncio), then against ``modbuskit sim``
+   serving an equal device (every request through the simulator's handler:
+   fault check, counters, call recorder), alone, with the registers page
+   open in headless Chromium, and with the calls page open (live traffic).
+   The contenders take turns in each round; medians over rounds.
+2. A plant of 1000 devices (200 units on each of 5 TCP listeners, 20 named
+   float32 values per device, 5 of them moving every second): time from
+   ``Simulator(...)`` to listening, and from launching ``modbuskit sim`` to
+   its "Press Ctrl-C" line (Python start and imports included).
+3. Its register page: REST listing with filters and paging, the first event
+   of the live stream, and Chromium's time to show a page of rows and to
+   show the next page.
+
+Results go to the output file (markdown) and stdout.  The machine has 2
+cores shared by loadgen, the server and Chromium: compare ratios within a
+run, not absolute figures across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOADGEN = Path("/tmp/modbus-bench/loadgen")
+BENCH_DIR = ROOT.parent / "shared" / "bench"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+WORKLOADS = [("fc3", 0, 10), ("fc16", 0, 100)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early ({process.returncode})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def process(command: list[str], port: int) -> Iterator[subprocess.Popen[str]]:
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_port(port, child)
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=5)
+
+
+def loadgen(port: int, secs: float, workload: tuple[str, int, int], connections: int = 10) -> float:
+    function, address, count = workload
+    command = [str(LOADGEN), "--warmup", "1", "127.0.0.1", str(port), str(connections), str(secs)]
+    command += [function, str(address), str(count)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=secs + 40, check=True)
+    fields = dict(item.split("=", 1) for item in result.stdout.split() if "=" in item)
+    if int(fields["err"]):
+        raise RuntimeError(f"loadgen saw errors: {result.stdout}")
+    return float(fields["rps"])
+
+
+def bench_plant_file(directory: Path) -> Path:
+    """One device like benchmarks/tcp_server.py's: 10000 of each table, any unit."""
+    document = {
+        "servers": [{"name": "bench", "transport": "tcp", "port": 0, "max_connections": 4096}],
+        "devices": [
+            {
+                "name": "bench",
+                "unit": "any",
+                "coils": 10000,
+                "discrete_inputs": 10000,
+                "holding_registers": 10000,
+                "input_registers": 10000,
+                "registers": [
+                    {"name": f"value_{n}", "address": 2 * n, "type": "float32", "value": 1.5} for n in range(50)
+                ],
+            }
+        ],
+    }
+    path = directory / "bench.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def large_plant_document() -> dict[str, Any]:
+    registers: list[dict[str, Any]] = []
+    for n in range(20):
+        register: dict[str, Any] = {
+            "name": f"value_{n:02}",
+            "table": "input_registers",
+            "address": 2 * n,
+            "type": "float32",
+        }
+        if n < 5:
+            register["action"] = {"kind": "sine", "amplitude": 5, "offset": 50 + n, "period": 30 + n}
+        registers.append(register)
+    return {
+        "http": {"port": 0},
+        "servers": [{"name": f"bus{bus}", "transport": "tcp", "port": 0} for bus in range(5)],
+        "templates": {"meter": {"input_registers": 40, "holding_registers": 10, "registers": registers}},
+        "devices": [
+            {
+                "name": f"bus{bus}-meter-{{n}}",
+                "template": "meter",
+                "unit": 1,
+                "servers": [f"bus{bus}"],
+                "repeat": {"count": 200},
+            }
+            for bus in range(5)
+        ],
+    }
+
+
+class Page:
+    """A headless Chromium showing one page of the simulator (Playwright, sync API)."""
+
+    def __init__(self, url: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._manager = sync_playwright()
+        playwright = self._manager.__enter__()
+        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self.page = self.browser.new_page()
+        self.page.goto(url)
+        self.page.wait_for_selector("#live.connected", timeout=15_000)
+
+    def close(self) -> None:
+        self.browser.close()
+        self._manager.__exit__(None, None, None)
+
+
+def throughput(rounds: int, secs: float) -> list[str]:
+    if not LOADGEN.exists():
+        subprocess.run(["make", "-C", str(BENCH_DIR)], check=True, timeout=300)
+    python = sys.executable
+    results: dict[tuple[str, str], list[float]] = {}
+    contenders = ["plain server", "simulator", "simulator + registers page", "simulator + calls page"]
+    with tempfile.TemporaryDirectory() as directory:
+        plant = bench_plant_file(Path(directory))
+        for round_number in range(rounds):
+            for name in contenders:
+                port, http_port = free_port(), free_port()
+                if name == "plain server":
+                    command = [python, str(HERE / "tcp_server.py"), "--port", str(port)]
+                else:
+                    command = [python, "-m", "modbus_anyio", "sim", "--config", str(plant), "--modbus-port", str(port)]
+                    command += ["--http-port", str(http_port), "--log-level", "WARNING"]
+                with process(command, port):
+                    page = None
+                    if name.endswith("page"):
+                        which = "registers" if "registers" in name else "calls"
+                        page = Page(f"http://127.0.0.1:{http_port}/{which}")
+                    try:
+                        for workload in WORKLOADS:
+                            label = f"{workload[0]} x {workload[2]}"
+                            rps = loadgen(port, secs, workload)
+                            results.setdefault((name, label), []).append(rps)
+                            print(f"round {round_number + 1} {name:28} {label:10} {rps:9.0f} requests/s", flush=True)
+                    finally:
+                        if page is not None:
+                            page.close()
+    labels = [f"{function} x {count}" for function, _, count in WORKLOADS]
+    lines = [
+        f"### Modbus throughput (loadgen, 10 connections, {secs:g} s runs, median of {rounds} rounds)",
+        "",
+        "| server | " + " | ".join(f"{label} requests/s | ratio" for label in labels) + " |",
+        "|---|" + "---:|---:|" * len(labels),
+    ]
+    for name in contenders:
+        cells = []
+        for label in labels:
+            median = statistics.median(results[name, label])
+            plain = statistics.median(results["plain server", label])
+            cells.append(f"{median:,.0f} | {median / plain:.0%}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plant_numbers() -> list[str]:
+    import anyio
+    import httpx
+
+    from modbus_anyio.simulator import Simulator, parse_config
+
+    document = large_plant_document()
+    lines = ["### A plant of 1000 devices (5 TCP listeners x 200 units, 20 float32 values each, 5 moving)", ""]
+
+    page_timings: dict[str, float] = {}
+
+    async def in_process() -> dict[str, float]:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        config = parse_config(document)
+        timings["configuration checked"] = time.perf_counter() - started
+        simulator = Simulator(config)
+        timings["plant built"] = time.perf_counter() - started
+        async with simulator:
+            timings["listening (5 Modbus listeners + web page)"] = time.perf_counter() - started
+            assert simulator.http_url is not None
+            async with httpx.AsyncClient(base_url=simulator.http_url, timeout=30) as web:
+                requests: list[tuple[str, dict[str, str | int]]] = [
+                    ("GET /api/registers (first 50 of 20000)", {"limit": 50}),
+                    ("GET /api/registers, deep page (offset 19000)", {"offset": 19000, "limit": 50}),
+                    ("GET /api/registers?device=bus3-meter-1*", {"device": "bus3-meter-1*"}),
+                    ("GET /api/registers?q=meter-150&address_from=10", {"q": "meter-150", "address_from": 10}),
+                    ("GET /api/registers, 500 rows", {"limit": 500}),
+                    ("GET /api/devices (first 100 of 1000)", {}),
+                ]
+                for label, params in requests:
+                    path = "/api/devices" if "devices" in label else "/api/registers"
+                    samples = []
+                    for _ in range(5):
+                        begin = time.perf_counter()
+                        response = await web.get(path, params=params)
+                        response.raise_for_status()
+                        samples.append(time.perf_counter() - begin)
+                    timings[label] = statistics.median(samples)
+                begin = time.perf_counter()
+                async with web.stream("GET", "/api/registers/events", params={"limit": 50}) as stream:
+                    async for line in stream.aiter_lines():
+                        if line.startswith("data: "):
+                            break
+                timings["first live event (a page of 50)"] = time.perf_counter() - begin
+                page_timings.update(await anyio.to_thread.run_sync(browser_timings, simulator.http_url))
+        return timings
+
+    timings = anyio.run(in_process)
+    lines += ["| step | time |", "|---|---:|"]
+    for label, seconds in timings.items():
+        lines.append(f"| {label} | {seconds * 1000:,.1f} ms |")
+    for label, seconds in page_timings.items():
+        lines.append(f"| Chromium: {label} | {seconds * 1000:,.1f} ms |")
+    lines.append(f"| `modbuskit sim` launched to ready (a new Python process) | {cli_start(document) * 1000:,.0f} ms |")
+    return lines
+
+
+def browser_timings(url: str) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            timings = {}
+            begin = time.perf_counter()
+            page.goto(f"{url}/registers?limit=100")
+            page.wait_for_function("document.querySelectorAll('#registers tbody tr').length === 100")
+            timings["registers page loaded, 100 rows shown"] = time.perf_counter() - begin
+            begin = time.perf_counter()
+            page.click("#next")
+            page.wait_for_function("document.querySelector('#position').textContent.startsWith('101')")
+            timings["next page shown"] = time.perf_counter() - begin
+            begin = time.perf_counter()
+            page.fill("input[name=q]", "meter-199")
+            page.click("button[type=submit]")
+            page.wait_for_function("document.querySelector('#summary').textContent.startsWith('100 registers')")
+            timings["filter applied (100 of 20000 match)"] = time.perf_counter() - begin
+            return timings
+        finally:
+            browser.close()
+
+
+def cli_start(document: dict[str, Any]) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "plant.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        begin = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "modbus_anyio", "sim", "--config", str(path), "--log-level", "WARNING"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                if line.startswith("Press Ctrl-C"):
+                    return time.perf_counter() - begin
+            raise RuntimeError("modbuskit sim did not start")
+        finally:
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--secs", type=float, default=4)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS-simulator.md")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-plant", action="store_true")
+    arguments = parser.parse_args()
+    if shutil.which(CHROMIUM) is None:
+        print(f"needs {CHROMIUM}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    cpu = re.sub(r"\s+", " ", Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t"))
+    lines = [
+        "# Simulator benchmarks",
+        "",
+        f"Run with `python benchmarks/simulator.py` on {os.cpu_count()} cores ({cpu}), {time.strftime('%Y-%m-%d')}.",
+        "",
+    ]
+    if not arguments.skip_throughput:
+        lines += [*throughput(arguments.rounds, arguments.secs), ""]
+    if not arguments.skip_plant:
+        lines += [*plant_numbers(), ""]
+    text = "\n".join(lines)
+    print(text)
+    arguments.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
