@@ -390,4 +390,4 @@ def test_the_package_exports_what_it_lists() -> None:
     for name in simulator.__all__:
         assert getattr(simulator, name) is not None
     with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
-        _ = simulator.Nothing  # type: ignore[attr-defined]
+        _ = simulator.Nothing
