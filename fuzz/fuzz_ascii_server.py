@@ -1,11 +1,13 @@
 """Fuzz target: an ASCII server on a serial line (ServerConnection over AsciiFramer).
 
-Input: ``flags, delimiter, unit`` then ops (see ``fuzzsupport.read_ops``).
+Input: ``flags, delimiter, unit, mode`` then ops (see ``fuzzsupport.read_ops``).
 
 flags: bit 0 start with *delimiter* as the input delimiter instead of LF,
 bit 1 the line echoes what the server sends, bit 2 custom function table,
 bits 3-4 the inter-character timeout, bits 5-6 the units filter (none, the
 dispatcher, ``{unit}``, ``{unit, 0}``), bit 7 where the clock starts.
+mode: bit 0 a lazy adapter (it reads events only after a timeout and at the
+end, not after every read).
 
 Each op waits ``delay`` of silence, then its bytes arrive at 9600 baud
 (``wrap``: the data is unit + PDU, sent as ``:`` hex LRC CR and the current
@@ -38,6 +40,7 @@ def check(data: bytes) -> None:
     delimiter_choice = reader.u8()
     delimiter = delimiter_choice if flags & 0x01 else 0x0A
     unit = reader.u8()
+    lazy = bool(reader.u8() & 0x01)
     functions = function_table(bool(flags & 0x04))
     timeout = TIMEOUTS[flags >> 3 & 3]
     now = START_TIMES[(flags >> 7) * 2]
@@ -94,7 +97,9 @@ def check(data: bytes) -> None:
             now += silence + len(part) * CHAR_TIME
             silence = 0.0
             rig.receive(part, now)
-            drain()
+            if not lazy:
+                drain()
+    drain()
     now = rig.timeout(now)
     drain()
     ledger.skip_blanks()

@@ -32,6 +32,7 @@ with instrumented(__name__ == "__main__"):
     from fuzzoracles import (
         AsyncWrapper,
         check_reply,
+        decode_request,
         expect,
         function_table,
         make_context,
@@ -291,7 +292,7 @@ def check(data: bytes) -> None:
         unit = reader.u8()
         raw = reader.take(reader.u8())
         transaction_id = (transaction_id + 1) & 0xFFFF
-        pdu = functions.decode_request(raw)
+        pdu = decode_request(functions, raw)
         request = Request(pdu, unit, 0 if serial else transaction_id)
 
         device = context.get(unit)

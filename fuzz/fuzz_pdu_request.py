@@ -24,6 +24,7 @@ with instrumented(__name__ == "__main__"):
         InvariantError,
         check_decoded_request,
         crc_prefix_ambiguous,
+        decode_request,
         expect,
     )
 
@@ -40,13 +41,6 @@ with instrumented(__name__ == "__main__"):
         RtuFramer,
         ServerConnection,
     )
-
-
-def decode(functions: FunctionTable, raw: bytes) -> RequestPdu:
-    try:
-        return functions.decode_request(raw)
-    except Exception as error:
-        raise InvariantError(f"decode_request({raw.hex()}) raised {error!r}") from error
 
 
 def crosses(framer: Framer, server_framer: Framer, pdu: RequestPdu, functions: FunctionTable) -> None:
@@ -76,9 +70,9 @@ def crosses(framer: Framer, server_framer: Framer, pdu: RequestPdu, functions: F
 
 
 def check(data: bytes) -> None:
-    pdu = decode(DEFAULT_FUNCTIONS, data)
+    pdu = decode_request(DEFAULT_FUNCTIONS, data)
     check_decoded_request(DEFAULT_FUNCTIONS, data, pdu)
-    custom = decode(CUSTOM_FUNCTIONS, data)
+    custom = decode_request(CUSTOM_FUNCTIONS, data)
     check_decoded_request(CUSTOM_FUNCTIONS, data, custom)
     if data and data[0] not in {function.function_code for function in CUSTOM_FUNCTIONS.custom}:
         expect(custom == pdu, "{}: the custom table decodes {!r}, the default {!r}", data.hex(), custom, pdu)

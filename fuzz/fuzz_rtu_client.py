@@ -1,10 +1,11 @@
 """Fuzz target: an RTU client (ClientConnection over RtuFramer) reading a serial line.
 
-Input: ``flags, baud index`` then ops (see ``fuzzsupport.read_ops``).
+Input: ``flags, baud index, mode`` then ops (see ``fuzzsupport.read_ops``).
 
 flags: bit 0 strict timing, bit 1 datagram (RTU over UDP), bit 2 the line
 echoes what the client sends, bit 3 custom function table, bits 6-7 where
-the clock starts.
+the clock starts.  mode: bit 0 a lazy adapter (it reads events only after a
+timeout and at the end, not after every read).
 
 An op with ``extra`` and ``arg >= 0x80`` is a client action: ``arg & 0x40``
 cancels the oldest pending request, otherwise the data is unit + request
@@ -59,6 +60,7 @@ def check(data: bytes) -> None:
     reader = Reader(data)
     flags = reader.u8()
     baudrate = BAUDRATES[reader.u8() % len(BAUDRATES)]
+    lazy = bool(reader.u8() & 0x01)
     strict = bool(flags & 0x01)
     datagram = bool(flags & 0x02)
     echo = bool(flags & 0x04)
@@ -183,7 +185,9 @@ def check(data: bytes) -> None:
             now += silence + len(part) * char_time
             silence = 0.0
             client.receive_data(part, now)
-            drain()
+            if not lazy:
+                drain()
+    drain()
     deadline = client.next_deadline()
     if deadline is not None:
         client.handle_timeout(max(now, deadline))

@@ -1,11 +1,12 @@
 """Fuzz target: an RTU server on a serial line (ServerConnection over RtuFramer).
 
-Input: ``flags, baud index, unit`` then ops (see ``fuzzsupport.read_ops``).
+Input: ``flags, baud index, unit, mode`` then ops (see ``fuzzsupport.read_ops``).
 
 flags: bit 0 strict timing, bit 1 datagram (RTU over UDP), bit 2 the line
 echoes what the server sends, bit 3 custom function table, bits 4-5 the
 units filter (none, the dispatcher, ``{unit}``, ``{unit, 0}``), bits 6-7
-where the clock starts.
+where the clock starts.  mode: bit 0 a lazy adapter (it reads events only
+after a timeout and at the end, not after every read).
 
 Each op waits ``delay`` of silence, then its bytes arrive back to back at
 the baud rate (``wrap``: the data is unit + PDU and gets its CRC; ``extra``:
@@ -43,6 +44,7 @@ def check(data: bytes) -> None:
     flags = reader.u8()
     baudrate = BAUDRATES[reader.u8() % len(BAUDRATES)]
     unit = reader.u8()
+    lazy = bool(reader.u8() & 0x01)
     strict = bool(flags & 0x01)
     datagram = bool(flags & 0x02)
     functions = function_table(bool(flags & 0x08))
@@ -85,7 +87,9 @@ def check(data: bytes) -> None:
             now += silence + len(part) * char_time  # the time its last byte arrived
             silence = 0.0  # the second part follows the first without a gap
             rig.receive(part, now)
-            rig.drain(now)
+            if not lazy:
+                rig.drain(now)
+    rig.drain(now)
     now = rig.timeout(now)
     rig.drain(now)
     expect(ledger.idle, "after the final silence, bytes from {} on are unaccounted for", ledger.cursor)

@@ -21,6 +21,7 @@ What is checked, besides "no unexpected exception":
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import struct
 from collections.abc import Callable, Container, Coroutine, Iterable, Sequence
@@ -34,6 +35,7 @@ from modbus_core import (
     CustomFunction,
     Device,
     DeviceIdentity,
+    Diagnostics,
     DiagnosticSubFunction,
     Dispatcher,
     ExceptionCode,
@@ -312,6 +314,14 @@ def _request_error_code_allowed(raw: bytes, code: int) -> bool:
     return raw[0] == 0x08 and len(raw) >= 3 and (raw[1] << 8 | raw[2]) not in sub_functions
 
 
+def decode_request(functions: FunctionTable, raw: bytes) -> RequestPdu:
+    """``functions.decode_request(raw)``, which is documented never to raise."""
+    try:
+        return functions.decode_request(raw)
+    except Exception as error:
+        raise InvariantError(f"decode_request({raw.hex()}) raised {error!r}") from error
+
+
 def check_decoded_request(functions: FunctionTable, raw: bytes, pdu: object) -> None:
     """What ``functions.decode_request(raw)`` returned is right for *raw*."""
     expect(isinstance(pdu, RequestPdu), "decode_request({}) returned {!r}", raw.hex(), pdu)
@@ -429,12 +439,11 @@ class Ledger:
 
     def arrival(self, offset: int) -> float:
         """When the byte at *offset* arrived."""
-        found = self._arrivals[0][1]
-        for start, time in self._arrivals:
-            if start > offset:
-                break
-            found = time
-        return found
+        return self._arrivals[self.chunk(offset)][1]
+
+    def chunk(self, offset: int) -> int:
+        """Which ``receive_data`` call (counting from 0) brought the byte at *offset*."""
+        return bisect.bisect_right(self._arrivals, offset, key=lambda arrival: arrival[0]) - 1
 
     def at_cursor(self, size: int) -> bytes:
         return bytes(self.fed[self.cursor : self.cursor + size])
@@ -593,13 +602,14 @@ _MBAP = struct.Struct(">HHHB")
 
 
 class TappedMbapFramer(MbapFramer):
-    __slots__ = ("datagram", "frames", "ledger")
+    __slots__ = ("datagrams", "frames", "last_datagram", "ledger")
 
     def __init__(self, *, datagram: bool, frame_timeout: float | None) -> None:
         super().__init__(datagram=datagram, frame_timeout=frame_timeout)
-        self.datagram = datagram
+        self.datagrams = datagram
         self.ledger = Ledger()
         self.frames: list[FrameTuple] = []
+        self.last_datagram = -1  # the datagram the last ADU came from
 
     def receive_data(self, data: bytes, now: float) -> None:
         self.ledger.feed(data, now)
@@ -610,7 +620,7 @@ class TappedMbapFramer(MbapFramer):
         if isinstance(item, FrameDropped):
             expect(item.data, "MBAP dropped nothing: {!r}", item)
             data = item.data
-            if not self.datagram:
+            if not self.datagrams:
                 # A stream drops nothing but whole ADUs with a protocol id other than 0.
                 expect(
                     len(data) >= 7 and data[2:4] != b"\x00\x00" and len(data) == 6 + (data[4] << 8 | data[5]),
@@ -621,7 +631,14 @@ class TappedMbapFramer(MbapFramer):
         elif item is not None:
             unit, transaction_id, pdu, _ = item
             expect(pdu, "an MBAP frame without a PDU")
-            self.ledger.account(mbap_adu(transaction_id, unit, pdu), "frame", is_frame=True)
+            ledger = self.ledger
+            adu = mbap_adu(transaction_id, unit, pdu)
+            if self.datagrams:
+                first, last = ledger.chunk(ledger.cursor), ledger.chunk(ledger.cursor + len(adu) - 1)
+                expect(first == last, "an ADU was put together from datagrams {} to {}", first, last)
+                expect(first != self.last_datagram, "one datagram gave several ADUs")
+                self.last_datagram = first
+            ledger.account(adu, "frame", is_frame=True)
             self.frames.append(item)
         return item
 
@@ -822,8 +839,10 @@ class ServerRig:
         echo: bool,
         client_framer: Framer,
         wire: Callable[[Response], bytes],
+        answers_everything: bool = False,
     ) -> None:
         self.framer = framer
+        self.answers_everything = answers_everything
         self.functions = functions
         self.units = units
         self.dispatcher = dispatcher
@@ -897,9 +916,16 @@ class ServerRig:
         decoded = self.functions.decode_request(raw)
         expect(decoded == request.pdu, "{} decodes to {!r}, the connection gave {!r}", raw.hex(), decoded, request)
         check_decoded_request(self.functions, raw, request.pdu)
+        listen_only = self.dispatcher.diagnostics.listen_only
         reply = self.dispatcher.dispatch(request)
         expect(reply is None or isinstance(reply, Response), "dispatch returned {!r}", reply)
         if reply is None:
+            # TCP answers every request, except in listen-only mode (which 08/04 enters).
+            expect(
+                not self.answers_everything or listen_only or _is_force_listen_only(request.pdu),
+                "{!r} got no answer, and the server was not in listen-only mode",
+                request,
+            )
             return
         assert isinstance(reply, Response)
         self.responses += 1
@@ -930,6 +956,10 @@ class ServerRig:
             while (event := client.next_event()) is not NEED_DATA:
                 events.append(event)
         expect(events == [reply], "the server sent {!r} as {}; a client read {!r}", reply, wire.hex(), events)
+
+
+def _is_force_listen_only(pdu: RequestPdu) -> bool:
+    return isinstance(pdu, Diagnostics) and pdu.sub_function == DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE
 
 
 def check_reply(functions: FunctionTable, request: Request, reply: Response) -> None:

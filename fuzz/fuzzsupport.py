@@ -196,6 +196,12 @@ FINDINGS: tuple[Finding, ...] = (
         r"one datagram gave several ADUs",
     ),
     Finding(
+        "mbap-datagrams-merged",
+        "MbapFramer(datagram=True) appends a datagram to the unread rest of the previous one when the adapter "
+        "feeds two datagrams before reading events, and builds an ADU out of both",
+        r"an ADU was put together from datagrams",
+    ),
+    Finding(
         "mbap-frame-timeout-busy-stream",
         "MbapFramer(frame_timeout=...) times the partial ADU from when the buffer was last empty, so a "
         "pipelining client whose reads end mid-ADU is disconnected although every ADU completes at once",
@@ -221,15 +227,22 @@ FINDINGS: tuple[Finding, ...] = (
     ),
     Finding(
         "oversize-pdu-decode",
-        "decode_request (documented never to raise) and decode_response raise LocalProtocolError for a PDU "
-        "over 253 bytes of an unknown function, or of FC43 with another MEI type: RawPdu refuses the data",
-        r"decode_(request|response)\(.*\) raised LocalProtocolError\('data may hold at most 252 bytes",
+        "decode_request (documented never to raise) and decode_response take PDUs over 253 bytes: they raise "
+        "LocalProtocolError for an unknown function or FC43 with another MEI type (RawPdu refuses the data), "
+        "and build PDUs their own constructors refuse (08/00 echoing over 250 bytes)",
+        r"decode_(request|response)\([0-9a-f]{508,}\) (raised LocalProtocolError|built )",
     ),
     Finding(
         "oversize-pdu-encode",
         "ClientConnection.send (and ServerConnection.send) frame a PDU over 253 bytes (a MalformedRequest or a "
         "custom PDU) without complaint: MBAP writes a length over 254 that the peer must reject",
         r"send\(\) framed a \d+-byte PDU, over 253",
+    ),
+    Finding(
+        "ascii-timeout-drops-complete-frame",
+        "AsciiFramer drops its whole buffer as INCOMPLETE (inter-character timeout) when data arrives after the "
+        "timeout or handle_timeout fires, complete frames not yet read by next_event included (RtuFramer keeps them)",
+        r"a valid frame 3a[0-9a-f]* that arrived on an idle link came out as drop INCOMPLETE",
     ),
     Finding(
         "ascii-broadcast-delimiter",

@@ -302,6 +302,8 @@ def mbap_server() -> Iterator[tuple[str, bytes]]:
     yield "datagram-two-adus", b"\x01" + raw_ops(mbap(1, 1, read) + mbap(2, 1, read))
     yield "datagram-short", b"\x01" + raw_ops(b"\x00\x01\x00")
     yield "datagram-length-past-end", b"\x01" + raw_ops(mbap(1, 1, read, length=20))
+    yield "lazy-datagrams", b"\x21" + raw_ops(mbap(1, 1, read, length=20)) + raw_ops(mbap(2, 1, read) * 2)
+    yield "lazy-stream", b"\x20" + raw_ops(mbap(1, 1, read)[:9]) + raw_ops(mbap(1, 1, read)[9:] + mbap(2, 1, read))
     # frame timeout 1 s: a partial ADU, then silence past the deadline
     partial = mbap(1, 1, read)[:5]
     yield "frame-timeout", b"\x02" + op_bytes(partial) + op_bytes(b"", delay=12, timeout_first=True)
@@ -316,8 +318,8 @@ def mbap_server() -> Iterator[tuple[str, bytes]]:
 
 
 def rtu_server() -> Iterator[tuple[str, bytes]]:
-    header = bytes((0x00, 2, 1))  # tolerant, 19200 baud, no units filter
-    strict = bytes((0x01, 2, 1))
+    header = bytes((0x00, 2, 1, 0))  # tolerant, 19200 baud, no units filter
+    strict = bytes((0x01, 2, 1, 0))
 
     def wrapped(unit: int, pdu: bytes, delay: int = GAP_TOLERANT, *, extra: bool = False, arg: int = 0) -> bytes:
         return op_bytes(bytes((unit,)) + pdu, wrap=True, delay=delay, extra=extra, arg=arg)
@@ -339,28 +341,35 @@ def rtu_server() -> Iterator[tuple[str, bytes]]:
     yield "short-frame", header + op_bytes(b"\x01\x03", delay=GAP_TOLERANT) + wrapped(1, read)
     yield "back-to-back", header + op_bytes(rtu(1, read) + rtu(1, read) + rtu(2, read), delay=GAP_TOLERANT)
     # a shared line: a request to unit 5, its answer, then a request to us
-    yield "other-server-traffic", bytes((0x20, 2, 1)) + wrapped(5, read) + wrapped(5, answer) + wrapped(1, read)
+    yield "other-server-traffic", bytes((0x20, 2, 1, 0)) + wrapped(5, read) + wrapped(5, answer) + wrapped(1, read)
     yield (
         "other-server-then-silence-frame",
-        bytes((0x20, 2, 1)) + wrapped(5, read) + wrapped(1, Diagnostics(0, b"\xab\xcd").encode()),
+        bytes((0x20, 2, 1, 0)) + wrapped(5, read) + wrapped(1, Diagnostics(0, b"\xab\xcd").encode()),
     )
-    yield "units-filter", bytes((0x20, 2, 1)) + wrapped(2, read) + wrapped(1, read)
-    yield "broadcast", bytes((0x30, 2, 1)) + wrapped(0, WriteSingleRegister(1, 5).encode()) + wrapped(1, read)
-    yield "datagram", bytes((0x02, 2, 1)) + wrapped(1, read) + wrapped(1, read, extra=True, arg=3)
-    yield "echo", bytes((0x04, 2, 1)) + wrapped(1, read) + wrapped(1, read)
+    yield "units-filter", bytes((0x20, 2, 1, 0)) + wrapped(2, read) + wrapped(1, read)
+    yield "broadcast", bytes((0x30, 2, 1, 0)) + wrapped(0, WriteSingleRegister(1, 5).encode()) + wrapped(1, read)
+    yield "datagram", bytes((0x02, 2, 1, 0)) + wrapped(1, read) + wrapped(1, read, extra=True, arg=3)
+    yield "echo", bytes((0x04, 2, 1, 0)) + wrapped(1, read) + wrapped(1, read)
     yield (
         "custom-table",
-        bytes((0x08, 2, 1))
+        bytes((0x08, 2, 1, 0))
         + wrapped(1, RawPdu(0x64, b"\x02\xaa\xbb").encode())
         + wrapped(1, RawPdu(0x65, b"\x01").encode()),
     )
     yield "timeout-between", header + op_bytes(rtu(1, read)[:5]) + op_bytes(b"", timeout_first=True) + wrapped(1, read)
-    yield "baud-1200", bytes((0x00, 0, 1)) + wrapped(1, read) + wrapped(1, read, extra=True, arg=4)
-    yield "baud-115200-strict", bytes((0x01, 4, 1)) + wrapped(1, read, delay=GAP_TOLERANT) + wrapped(1, read)
+    yield "baud-1200", bytes((0x00, 0, 1, 0)) + wrapped(1, read) + wrapped(1, read, extra=True, arg=4)
+    yield "baud-115200-strict", bytes((0x01, 4, 1, 0)) + wrapped(1, read, delay=GAP_TOLERANT) + wrapped(1, read)
+    yield (
+        "lazy-adapter",
+        bytes((0x00, 2, 1, 1))
+        + wrapped(1, read)
+        + wrapped(1, read, delay=GAP_SECONDS)
+        + op_bytes(b"", timeout_first=True),
+    )
 
 
 def rtu_client() -> Iterator[tuple[str, bytes]]:
-    header = bytes((0x00, 2))
+    header = bytes((0x00, 2, 0))
 
     def send(unit: int, pdu: bytes) -> bytes:
         return op_bytes(bytes((unit,)) + pdu, extra=True, arg=0x80)
@@ -381,14 +390,15 @@ def rtu_client() -> Iterator[tuple[str, bytes]]:
     yield "garbage-then-answer", header + send(1, read) + op_bytes(b"\xff\x00" + rtu(1, answer), delay=GAP_TOLERANT)
     yield "two-pending", header + send(1, read) + send(2, read) + arrive(2, answer) + arrive(1, answer)
     yield "cancel", header + send(1, read) + op_bytes(b"", extra=True, arg=0xC0) + arrive(1, answer)
-    yield "echo", bytes((0x04, 2)) + send(1, read) + arrive(1, answer)
-    yield "strict", bytes((0x01, 2)) + send(1, read) + arrive(1, answer, extra=True, arg=2)
+    yield "echo", bytes((0x04, 2, 0)) + send(1, read) + arrive(1, answer)
+    yield "strict", bytes((0x01, 2, 0)) + send(1, read) + arrive(1, answer, extra=True, arg=2)
     yield "another-masters-request", header + send(1, read) + arrive(3, read) + arrive(1, answer)
-    yield "custom", bytes((0x08, 2)) + send(1, RawPdu(0x64, b"\x01\x07").encode()) + arrive(1, b"\x64\x01\x07")
+    yield "custom", bytes((0x08, 2, 0)) + send(1, RawPdu(0x64, b"\x01\x07").encode()) + arrive(1, b"\x64\x01\x07")
+    yield "lazy-adapter", bytes((0x00, 2, 1)) + send(1, read) + arrive(1, answer) + op_bytes(b"", timeout_first=True)
 
 
 def ascii_server() -> Iterator[tuple[str, bytes]]:
-    header = bytes((0x00, 0x0A, 1))
+    header = bytes((0x00, 0x0A, 1, 0))
 
     def wrapped(unit: int, pdu: bytes, delay: int = GAP_4_CHARS, *, extra: bool = False, arg: int = 0) -> bytes:
         return op_bytes(bytes((unit,)) + pdu, wrap=True, delay=delay, extra=extra, arg=arg)
@@ -410,12 +420,13 @@ def ascii_server() -> Iterator[tuple[str, bytes]]:
     yield "overlong", header + op_bytes(b":" + b"0" * 254) + op_bytes(b"0" * 255) + op_bytes(b"0" * 10 + b"\r\n")
     delimiter = Diagnostics(DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER, b"!\x00").encode()
     yield "delimiter-change", header + wrapped(1, delimiter) + wrapped(1, read) + op_bytes(frame)
-    yield "broadcast-delimiter-change", bytes((0x60, 0x0A, 1)) + wrapped(0, delimiter) + wrapped(1, read)
-    yield "start-delimiter", bytes((0x01, ord("!"), 1)) + wrapped(1, read)
-    yield "units-filter", bytes((0x40, 0x0A, 1)) + wrapped(2, read) + wrapped(1, read)
-    yield "echo", bytes((0x02, 0x0A, 1)) + wrapped(1, read) + wrapped(1, read)
-    yield "custom-table", bytes((0x04, 0x0A, 1)) + wrapped(1, RawPdu(0x64, b"\x02\xaa\xbb").encode())
-    yield "short-timeout", bytes((0x08, 0x0A, 1)) + wrapped(1, read, extra=True, arg=9)
+    yield "broadcast-delimiter-change", bytes((0x60, 0x0A, 1, 0)) + wrapped(0, delimiter) + wrapped(1, read)
+    yield "start-delimiter", bytes((0x01, ord("!"), 1, 0)) + wrapped(1, read)
+    yield "units-filter", bytes((0x40, 0x0A, 1, 0)) + wrapped(2, read) + wrapped(1, read)
+    yield "echo", bytes((0x02, 0x0A, 1, 0)) + wrapped(1, read) + wrapped(1, read)
+    yield "custom-table", bytes((0x04, 0x0A, 1, 0)) + wrapped(1, RawPdu(0x64, b"\x02\xaa\xbb").encode())
+    yield "short-timeout", bytes((0x08, 0x0A, 1, 0)) + wrapped(1, read, extra=True, arg=9)
+    yield "lazy-adapter", bytes((0x00, 0x0A, 1, 1)) + wrapped(1, read) + wrapped(1, read, delay=GAP_SECONDS)
 
 
 TARGETS = {
