@@ -163,6 +163,37 @@ class Hooks:
     def any(self) -> bool:
         return self.packet is not None or self.pdu is not None or self.connect is not None
 
+    def traced_packet(self, sending: bool, data: bytes, info: ConnectionInfo) -> bytes:
+        """trace_packet's bytes (the same bytes when it returns None or raises, which is logged)."""
+        assert self.packet is not None
+        try:
+            traced = self.packet(sending, data, info)
+        except Exception:
+            logger.exception("trace_packet raised: the bytes pass unchanged")
+            return data
+        if traced is None:
+            return data
+        if not isinstance(traced, bytes | bytearray | memoryview):
+            logger.error("trace_packet returned %r, not bytes: the bytes pass unchanged", traced)
+            return data
+        return bytes(traced)
+
+    def traced_pdu(self, sending: bool, pdu: Any, info: ConnectionInfo) -> Any:
+        """trace_pdu's PDU (the same PDU when it returns None, a wrong type, or raises)."""
+        assert self.pdu is not None
+        try:
+            traced = self.pdu(sending, pdu, info)
+        except Exception:
+            logger.exception("trace_pdu raised: the PDU passes unchanged")
+            return pdu
+        if traced is None or traced is pdu:
+            return pdu
+        expected = ResponsePdu if sending else RequestPdu
+        if not isinstance(traced, expected):
+            logger.error("trace_pdu returned %r, not a %s: the PDU passes unchanged", traced, expected.__name__)
+            return pdu
+        return traced
+
     def connected(self, connected: bool, info: ConnectionInfo) -> None:
         """Call trace_connect, logging (never raising) what it raises."""
         if self.connect is None:
@@ -221,6 +252,7 @@ class Session:
         "blocked",
         "connection",
         "info",
+        "next_deadline",
     )
 
     def __init__(
@@ -245,6 +277,9 @@ class Session:
         self._hooks = hooks if hooks is not None and (hooks.packet is not None or hooks.pdu is not None) else None
         self._plain = self._hooks is None and policy is None
         self.blocked: Blocked | None = None
+        # When to call timeout() (the framer's partial-frame or silence
+        # deadline): the framer's own method, one call on the hot path.
+        self.next_deadline: Callable[[], float | None] = connection.framer.next_deadline
 
     def __repr__(self) -> str:
         return f"<Session {self.info.transport} {self.info.peer} #{self.info.connection_id}>"
@@ -259,17 +294,11 @@ class Session:
         """
         hooks = self._hooks
         if hooks is not None and hooks.packet is not None:
-            traced = hooks.packet(False, data, self.info)
-            if traced is not None:
-                data = traced
+            data = hooks.traced_packet(False, data, self.info)
         self.connection.receive_data(data, now)
         if self.blocked is not None:
             return b""
         return self._drain()
-
-    def next_deadline(self) -> float | None:
-        """When to call :meth:`timeout` (the framer's partial-frame or silence deadline)."""
-        return self.connection.next_deadline()
 
     def timeout(self, now: float) -> bytes:
         """Silence up to *now*: may complete or drop a frame (and raise for a
@@ -353,12 +382,9 @@ class Session:
         """A request through the role policy and the trace hooks (the slow path)."""
         hooks = self._hooks
         if hooks is not None and hooks.pdu is not None:
-            pdu = hooks.pdu(False, request.pdu, self.info)
-            if pdu is not None and pdu is not request.pdu:
-                if not isinstance(pdu, RequestPdu):
-                    logger.error("trace_pdu returned %r for a request, not a RequestPdu: ignored", pdu)
-                else:
-                    request = Request(pdu, request.unit, request.transaction_id)
+            pdu = hooks.traced_pdu(False, request.pdu, self.info)
+            if pdu is not request.pdu:
+                request = Request(pdu, request.unit, request.transaction_id)
         policy = self._policy
         if policy is not None and not policy.allows(self.info.role, request):
             logger.info(
@@ -382,17 +408,12 @@ class Session:
         if isinstance(result, Response):
             hooks = self._hooks
             if hooks is not None and hooks.pdu is not None:
-                pdu = hooks.pdu(True, result.pdu, self.info)
-                if pdu is not None and pdu is not result.pdu:
-                    if isinstance(pdu, ResponsePdu):
-                        result = Response(pdu, result.unit, result.transaction_id)
-                    else:
-                        logger.error("trace_pdu returned %r for a response, not a ResponsePdu: ignored", pdu)
+                pdu = hooks.traced_pdu(True, result.pdu, self.info)
+                if pdu is not result.pdu:
+                    result = Response(pdu, result.unit, result.transaction_id)
             data = self.connection.send(result)
             if hooks is not None and hooks.packet is not None:
-                traced = hooks.packet(True, data, self.info)
-                if traced is not None:
-                    data = traced
+                data = hooks.traced_packet(True, data, self.info)
             return data
         if isinstance(result, RawReply):
             if any(not isinstance(part, bytes) for part in result.parts):
@@ -401,9 +422,7 @@ class Session:
             data = result.data
             hooks = self._hooks
             if hooks is not None and hooks.packet is not None:
-                traced = hooks.packet(True, data, self.info)
-                if traced is not None:
-                    data = traced
+                data = hooks.traced_packet(True, data, self.info)
             return data
         if hasattr(result, "__await__"):
             self.blocked = Blocked(request, awaitable=result)

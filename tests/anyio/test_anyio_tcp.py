@@ -459,6 +459,23 @@ async def test_trace_packet_may_rewrite_what_is_sent(caplog: pytest.LogCaptureFi
     assert "trace_connect raised" in caplog.text
 
 
+async def test_broken_trace_hooks_are_logged_and_bypassed(caplog: pytest.LogCaptureFixture) -> None:
+    def trace_pdu(sending: bool, pdu: Any) -> Any:
+        raise RuntimeError("hook bug")
+
+    def trace_packet(sending: bool, data: bytes) -> object:
+        return "not bytes"
+
+    caplog.set_level(logging.ERROR, logger="modbus_anyio")
+    async with TcpServer(context(), port=0, trace_pdu=trace_pdu, trace_packet=trace_packet) as server:
+        with anyio.fail_after(5):
+            client = await connect(server.port)
+            assert (await client.call(ReadHoldingRegisters(0, 2))).pdu.registers == (0, 0)
+            await client.aclose()
+    assert "trace_pdu raised" in caplog.text
+    assert "trace_packet returned 'not bytes'" in caplog.text
+
+
 # -- robustness ------------------------------------------------------------------
 
 
