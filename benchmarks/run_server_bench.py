@@ -218,26 +218,27 @@ def report(rows: list[dict[str, str]], idle_rows: list[dict[str, object]], names
         idle_count = max(int(str(row["idle"])) for row in idle_rows)
         lines += ["", f"### {idle_count} idle connections open, 10 busy (FC3 x 10)", ""]
         lines.append(
-            "| server | p99 alone (us) | p99 with idle (us) | ratio | rps alone | rps with idle | errors | memory per idle connection |"
+            "| server | p99 alone (us) | p99 with idle (us) | ratio | rps alone | rps with idle | errors "
+            "| memory per idle connection |"
         )
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name in names:
-            picked = [row for row in idle_rows if row["name"] == name]
-            if not picked:
+            chosen = [row for row in idle_rows if row["name"] == name]
+            if not chosen:
                 continue
-            alone = median([float(str(r["alone_p99_us"])) for r in picked])
-            crowded = median([float(str(r["crowded_p99_us"])) for r in picked])
+            alone = median([float(str(r["alone_p99_us"])) for r in chosen])
+            crowded = median([float(str(r["crowded_p99_us"])) for r in chosen])
             per_connection = median(
                 [
                     (int(str(r["rss_after_kib"])) - int(str(r["rss_before_kib"]))) * 1024 / max(1, int(str(r["idle"])))
-                    for r in picked
+                    for r in chosen
                 ]
             )
             lines.append(
                 f"| {name} | {alone:,.0f} | {crowded:,.0f} | {crowded / alone:.2f} "
-                f"| {median([float(str(r['alone_rps'])) for r in picked]):,.0f} "
-                f"| {median([float(str(r['crowded_rps'])) for r in picked]):,.0f} "
-                f"| {sum(int(str(r['crowded_errors'])) for r in picked)} | {per_connection / 1024:.1f} KiB |"
+                f"| {median([float(str(r['alone_rps'])) for r in chosen]):,.0f} "
+                f"| {median([float(str(r['crowded_rps'])) for r in chosen]):,.0f} "
+                f"| {sum(int(str(r['crowded_errors'])) for r in chosen)} | {per_connection / 1024:.1f} KiB |"
             )
     return "\n".join(lines)
 
@@ -260,7 +261,7 @@ def main() -> int:
         subprocess.run(["make", "-C", str(BENCH)], check=True, timeout=300)
     if shutil.which("ss") is None:
         raise SystemExit("run_tcp_bench.sh needs ss (iproute2)")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and loadgen inherit it
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     rows = throughput(names, args.base_port, args.secs, args.reps, "10 100", "fc3:0:10 fc3:0:125")
