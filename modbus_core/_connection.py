@@ -22,17 +22,8 @@ from collections.abc import Container
 from . import _pdu
 from ._diagnostics import ServerDiagnostics
 from ._errors import LocalProtocolError
-from ._events import (
-    NEED_DATA,
-    DropCause,
-    FrameDropped,
-    NeedData,
-    Request,
-    Response,
-    _make_request,
-    _make_response,
-)
-from ._framing import REQUEST, RESPONSE, AsciiFramer, Framer
+from ._events import NEED_DATA, DropCause, FrameDropped, NeedData, Request, Response, _make_response
+from ._framing import REQUEST, RESPONSE, AsciiFramer, Framer, MbapFramer, RtuFramer
 from ._functions import DEFAULT_FUNCTIONS, FunctionTable
 from ._pdu import (
     Diagnostics,
@@ -41,17 +32,21 @@ from ._pdu import (
     ReadCoilsResponse,
     ReadDiscreteInputsResponse,
     RequestPdu,
+    mutable_twin,
 )
 
 __all__ = ["ClientConnection", "ServerConnection"]
 
 _CACHE_SIZE = 256
 _CACHED_PDU_SIZE = 16  # reads and single writes; bulk writes rarely repeat
+# The built-in request PDUs are immutable (frozen, with tuple and bytes
+# fields), so one decoded instance may be handed out any number of times.
 _IMMUTABLE_REQUESTS = frozenset(
     cls
     for cls in vars(_pdu).values()
     if isinstance(cls, type) and issubclass(cls, RequestPdu) and cls.__module__ == _pdu.__name__
 )
+_RequestTwin = mutable_twin(Request)
 
 
 class _Connection:
@@ -60,6 +55,8 @@ class _Connection:
     def __init__(self, framer: Framer, *, functions: FunctionTable | None, echo: bool) -> None:
         if not isinstance(framer, Framer):
             raise LocalProtocolError(f"expected a Framer, got {type(framer).__name__}")
+        if functions is not None and not isinstance(functions, FunctionTable):
+            raise LocalProtocolError(f"expected a FunctionTable, got {type(functions).__name__}")
         self._framer = framer
         self._functions = functions if functions is not None else DEFAULT_FUNCTIONS
         framer.bind(self._functions)
@@ -84,8 +81,6 @@ class _Connection:
         """
         if self._expected_echo:
             data = self._strip_echo(data)
-            if not data:
-                return
         self._framer.receive_data(data, now)
 
     def _strip_echo(self, data: bytes) -> bytes:
@@ -103,7 +98,11 @@ class _Connection:
         return self._framer.next_deadline()
 
     def handle_timeout(self, now: float) -> None:
-        """Let silence up to *now* end or discard a partial frame."""
+        """Let silence up to *now* end or discard a partial frame.
+
+        May raise :class:`RemoteProtocolError` (an MBAP stream whose partial
+        frame did not complete in time): close the connection.
+        """
         self._framer.handle_timeout(now)
 
     def _sent(self, data: bytes) -> bytes:
@@ -118,10 +117,30 @@ class ServerConnection(_Connection):
     *units*: the unit ids this server answers on a shared serial line; frames
     for others are skipped without an event (None: every unit).  *echo*: the
     line echoes what this side sends (many RS-485 adapters do).
-    *diagnostics*: the line's counters, updated for every frame seen.
+    *diagnostics*: the line's counters, updated for every frame seen, and
+    the ASCII input delimiter of function 08/03 (give the same object to the
+    :class:`Dispatcher`).
+
+    Decoded request PDUs are immutable, and pollers send the same few
+    requests over and over: the connection keeps the recent ones, keyed by
+    their bytes, and hands out the same PDU object again.  On TCP and on an
+    RTU line it serves alone, it also remembers whole frames: when a read
+    holds exactly a frame seen before (all its bytes but the transaction id
+    identical, the CRC included), the frame's parse and checks are not
+    repeated, since identical bytes give identical results.
     """
 
-    __slots__ = ("_decoded", "_diagnostics", "_units")
+    __slots__ = (
+        "_ascii",
+        "_candidate",
+        "_decoded",
+        "_diagnostics",
+        "_fast",
+        "_frames",
+        "_key_start",
+        "_ready",
+        "_units",
+    )
 
     def __init__(
         self,
@@ -133,21 +152,80 @@ class ServerConnection(_Connection):
         diagnostics: ServerDiagnostics | None = None,
     ) -> None:
         super().__init__(framer, functions=functions, echo=echo)
+        if diagnostics is not None and not isinstance(diagnostics, ServerDiagnostics):
+            raise LocalProtocolError(f"expected ServerDiagnostics, got {type(diagnostics).__name__}")
         self._units = units
         self._diagnostics = diagnostics
-        # Pollers send the same few requests over and over; decoded built-in
-        # PDUs are immutable, so this connection keeps the recent ones.
+        self._ascii = isinstance(framer, AsciiFramer)
+        if diagnostics is not None and isinstance(framer, AsciiFramer) and framer.input_delimiter != 0x0A:
+            diagnostics.change_ascii_delimiter(framer.input_delimiter)
         self._decoded: dict[bytes, RequestPdu] = {}
+        # The whole-frame cache needs a built-in stream framer (exactly: a
+        # subclass may see frames differently) and nothing to do per frame
+        # but decoding it.  Its keys are the frames' bytes from _key_start
+        # on (an MBAP key leaves out the transaction id).
+        self._frames: dict[bytes, tuple[int, RequestPdu]] = {}
+        self._fast: MbapFramer | RtuFramer | None = None
+        self._key_start = 0
+        if units is None and diagnostics is None and not echo:
+            if type(framer) is MbapFramer and not framer.datagram:
+                self._fast = framer
+                self._key_start = 2
+            elif type(framer) is RtuFramer and not framer.strict_timing and not framer.datagram:
+                self._fast = framer
+        self._ready: Request | None = None  # the request a cached frame gave
+        self._candidate: bytes | None = None  # the key of a read that began at a frame boundary
 
     def __repr__(self) -> str:
         return f"ServerConnection({self._framer!r})"
 
+    def receive_data(self, data: bytes, now: float = 0.0) -> None:
+        """Feed bytes that arrived at time *now* (seconds, monotonic).
+
+        With ``echo=True`` the bytes this side sent and the line echoed back
+        are removed first.
+        """
+        fast = self._fast
+        # The whole-frame cache, inlined: this is the path of every poll.  It
+        # applies when the framer holds nothing and no event waits, so that
+        # events keep their order.
+        if (
+            fast is not None
+            and self._ready is None
+            and data.__class__ is bytes
+            and fast._start >= len(fast._data)
+            and not fast._ready
+        ):
+            key = data[self._key_start :]
+            hit = self._frames.get(key)
+            if hit is not None:
+                event = _RequestTwin()
+                event.pdu = hit[1]
+                event.unit = hit[0]
+                event.transaction_id = data[0] << 8 | data[1] if self._key_start else 0
+                event.__class__ = Request
+                self._ready = event
+                return
+            self._candidate = key
+        else:
+            self._candidate = None
+            if self._expected_echo:
+                data = self._strip_echo(data)
+        self._framer.receive_data(data, now)
+
     def next_event(self) -> Request | FrameDropped | NeedData:
         """The next :class:`Request` or :class:`FrameDropped`, or :data:`NEED_DATA`."""
-        framer = self._framer
+        if self._ready is not None:
+            event, self._ready = self._ready, None
+            return event
         diagnostics = self._diagnostics
-        units = self._units
+        framer = self._framer
+        candidate = self._candidate
+        self._candidate = None
         while True:
+            if diagnostics is not None and self._ascii:
+                # 08/03 changes the line's delimiter in the diagnostics, also for a broadcast.
+                framer.input_delimiter = diagnostics.ascii_delimiter  # type: ignore[attr-defined]
             frame = framer.next_frame()
             if frame is None:
                 return NEED_DATA
@@ -158,39 +236,87 @@ class ServerConnection(_Connection):
             unit, transaction_id, pdu, kind = frame  # type: ignore[misc]
             if diagnostics is not None:
                 diagnostics.frame_received()
-            ours = units is None or unit in units
+            units = self._units
             if kind:
-                if kind == RESPONSE:
-                    # Another server's answer on a shared line, unless it is
-                    # addressed to us and reads as a request just as well.
-                    framer.expect_response = False
-                    if not ours or self._functions.request_length(pdu, 0, len(pdu)) != len(pdu):
-                        continue
-                else:
-                    framer.expect_response = not ours and unit != 0
-            if not ours:
+                if (kind == RESPONSE or units is not None) and not self._on_shared_line(unit, pdu, kind):
+                    candidate = None
+                    continue
+            elif units is not None and unit not in units:
                 continue
             decoded = self._decoded.get(pdu)
-            if decoded is None:
-                decoded = self._functions.decode_request(pdu)
-                if decoded.__class__ in _IMMUTABLE_REQUESTS and len(pdu) <= _CACHED_PDU_SIZE:
-                    if len(self._decoded) >= _CACHE_SIZE:
-                        self._decoded.clear()
-                    self._decoded[pdu] = decoded
-            return _make_request(decoded, unit, transaction_id)
+            if decoded is None or candidate is not None:
+                decoded = self._decode(pdu, decoded, unit, candidate)
+            request = _RequestTwin()
+            request.pdu = decoded
+            request.unit = unit
+            request.transaction_id = transaction_id
+            request.__class__ = Request
+            return request  # type: ignore[no-any-return]
+
+    def _decode(self, pdu: bytes, decoded: RequestPdu | None, unit: int, candidate: bytes | None) -> RequestPdu:
+        """Decode *pdu* unless it is *decoded* already, and cache what may be cached.
+
+        *candidate*: the read that held this frame began at a frame
+        boundary; if the frame was the whole read, the read is a key of the
+        whole-frame cache.
+        """
+        if decoded is None:
+            decoded = self._functions.decode_request(pdu)
+            cacheable = decoded.__class__ in _IMMUTABLE_REQUESTS and len(pdu) <= _CACHED_PDU_SIZE
+            if cacheable:
+                if len(self._decoded) >= _CACHE_SIZE:
+                    self._decoded.clear()
+                self._decoded[pdu] = decoded
+        else:
+            cacheable = True
+        fast = self._fast
+        if (
+            cacheable
+            and candidate is not None
+            and fast is not None
+            and fast._start >= len(fast._data)
+            # On RTU only a frame whose length its bytes give: silence ends the others.
+            and (self._key_start or self._functions.request_length(pdu, 0, len(pdu)) == len(pdu))
+        ):
+            if len(self._frames) >= _CACHE_SIZE:
+                self._frames.clear()
+            self._frames[candidate] = (unit, decoded)
+        return decoded
+
+    def _on_shared_line(self, unit: int, pdu: bytes, kind: int) -> bool:
+        """Follow an RTU line's traffic: whether this frame is a request for us.
+
+        After a request for another server, its response is the likely next
+        frame, and the framer tries that reading first.
+        """
+        units = self._units
+        ours = units is None or unit in units
+        if kind == RESPONSE:
+            # Another server's answer, unless it is addressed to us and reads
+            # as a request just as well (the frame after a request that was
+            # not answered).
+            self._framer.expect_response = False
+            return ours and self._functions.request_length(pdu, 0, len(pdu)) == len(pdu)
+        self._framer.expect_response = not ours and unit != 0
+        return ours
 
     def send(self, response: Response) -> bytes:
         """Encode *response*; returns the bytes to write."""
+        if response.__class__ is not Response:
+            raise LocalProtocolError(f"a server sends Response events, got {type(response).__name__}")
         pdu = response.pdu
         framer = self._framer
         framer.expect_response = False
-        if (
-            pdu.__class__ is DiagnosticsResponse
-            and pdu.sub_function == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER
-            and isinstance(framer, AsciiFramer)
-        ):
-            framer.input_delimiter = pdu.data[0]
+        if pdu.__class__ is DiagnosticsResponse and self._ascii:
+            self._delimiter_changed(pdu)
         return self._sent(framer.encode(response.unit, response.transaction_id, pdu.encode()))
+
+    def _delimiter_changed(self, pdu: DiagnosticsResponse) -> None:
+        if pdu.sub_function == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER and pdu.data:
+            delimiter = pdu.data[0]
+            self._framer.input_delimiter = delimiter  # type: ignore[attr-defined]
+            if self._diagnostics is not None:
+                self._diagnostics.change_ascii_delimiter(delimiter)
 
 
 def _expects_response(request: Request, serial: bool) -> bool:
@@ -244,11 +370,13 @@ class ClientConnection(_Connection):
         if serial and request.transaction_id:
             raise LocalProtocolError("serial lines have no transaction id: leave it 0")
         key = (request.transaction_id, request.unit)
-        if _expects_response(request, serial):
-            if key in self._pending:
-                raise LocalProtocolError(f"a request with transaction id {key[0]} to unit {key[1]} is still pending")
+        expected = _expects_response(request, serial)
+        if expected and key in self._pending:
+            raise LocalProtocolError(f"a request with transaction id {key[0]} to unit {key[1]} is still pending")
+        data = self._framer.encode(request.unit, request.transaction_id, request.pdu.encode())
+        if expected:
             self._pending[key] = request
-        return self._sent(self._framer.encode(request.unit, request.transaction_id, request.pdu.encode()))
+        return self._sent(data)
 
     def cancel(self, request: Request) -> None:
         """Stop waiting for the answer to *request* (after a timeout)."""
@@ -272,20 +400,21 @@ class ClientConnection(_Connection):
             return self._match(request, unit, transaction_id, pdu)
 
     def _match(self, request: Request, unit: int, transaction_id: int, pdu: bytes) -> Response | FrameDropped:
+        key = (transaction_id, unit)
         try:
             response = self._functions.decode_response(pdu)
         except Exception as error:  # noqa: BLE001 - RemoteProtocolError, or a custom decoder's bug
-            del self._pending[(transaction_id, unit)]
+            del self._pending[key]
             return FrameDropped(DropCause.MALFORMED, pdu, str(error))
         expected = request.pdu.function_code
         if response.function_code != expected:
             return FrameDropped(DropCause.UNEXPECTED, pdu, f"function {response.function_code} answers {expected}")
         if response.__class__ in (ReadCoilsResponse, ReadDiscreteInputsResponse):
             count: int = request.pdu.count  # type: ignore[attr-defined]
-            values = response.values
+            values: tuple[bool, ...] = response.values
             if len(values) < count or len(values) - count >= 8:
-                del self._pending[(transaction_id, unit)]
+                del self._pending[key]
                 return FrameDropped(DropCause.MALFORMED, pdu, f"{len(values)} bits do not answer a read of {count}")
             response = type(response)(values[:count])
-        del self._pending[(transaction_id, unit)]
+        del self._pending[key]
         return _make_response(response, unit, transaction_id)

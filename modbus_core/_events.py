@@ -38,10 +38,15 @@ class Request:
 
     def reply(self, pdu: ResponsePdu) -> Response:
         """The :class:`Response` that answers this request with *pdu*."""
+        if not isinstance(pdu, ResponsePdu):
+            raise LocalProtocolError(f"a Response carries a response PDU, got {type(pdu).__name__}")
         return _make_response(pdu, self.unit, self.transaction_id)
 
     def exception(self, code: int) -> Response:
         """The :class:`Response` that answers this request with exception *code*."""
+        _check_int("exception code", code, 0, 0xFF)
+        # Not the checked constructor: a request with function code 0 (a
+        # MalformedRequest) is answered too, with 0x80.
         return _make_response(_make_exception(self.pdu.function_code & 0x7F, code), self.unit, self.transaction_id)
 
 

@@ -11,21 +11,28 @@ knows nothing of what the PDUs mean beyond the length rules of the
 Frames go to the connection as ``(unit, transaction_id, pdu, kind)`` tuples,
 where *kind* is :data:`REQUEST`, :data:`RESPONSE` or :data:`UNKNOWN` (MBAP
 and ASCII frames do not say).  Framers never read a clock: the adapter
-passes the time data arrived and calls :meth:`handle_timeout` at
-:meth:`next_deadline`.
+passes the time data arrived and calls :meth:`~Framer.handle_timeout` at
+:meth:`~Framer.next_deadline`.
+
+Buffers are a ``bytes`` object and a read position rather than a
+``bytearray``: in the common case (one read, one whole frame) the bytes the
+adapter received are parsed where they lie, never copied.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import struct
 from collections import deque
+from collections.abc import Sequence
 from typing import TypeAlias
 
-from ._checksum import _crc16, _tables, lrc
+from ._checksum import CRC_WORDS, crc_tables, crc_update, lrc
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import DropCause, FrameDropped
-from ._functions import BY_SILENCE, DEFAULT_FUNCTIONS, INVALID, FunctionTable
+from ._functions import BY_SILENCE, DEFAULT_FUNCTIONS, FunctionTable
+from ._pdu import MAX_PDU_SIZE
 
 __all__ = ["AsciiFramer", "Framer", "MbapFramer", "RtuFramer"]
 
@@ -33,14 +40,20 @@ UNKNOWN = 0
 REQUEST = 1
 RESPONSE = 2
 
-_HINTED_ORDER = ((REQUEST, RESPONSE), (RESPONSE, REQUEST))  # indexed by expect_response
-
 Frame: TypeAlias = tuple[int, int, bytes, int]
 """``(unit, transaction_id, pdu, kind)``."""
 
 _MBAP = struct.Struct(">HHHB")
 MAX_RTU_FRAME = 256
 MAX_ASCII_FRAME = 513
+
+
+def _size_error(pdu: bytes) -> LocalProtocolError:
+    return LocalProtocolError(f"a PDU is 1..{MAX_PDU_SIZE} bytes, got {len(pdu)}")
+
+
+def _unit_error(unit: int) -> LocalProtocolError:
+    return LocalProtocolError(f"unit must be 0..255, got {unit}")
 
 
 class Framer(abc.ABC):
@@ -66,16 +79,17 @@ class Framer(abc.ABC):
     def next_frame(self) -> Frame | FrameDropped | None:
         """The next complete frame or drop, or None when more bytes are needed."""
 
+    @abc.abstractmethod
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` should be called, or None."""
-        return None
 
-    def handle_timeout(self, now: float) -> None:  # noqa: B027 - a default, not abstract
+    @abc.abstractmethod
+    def handle_timeout(self, now: float) -> None:
         """Act on silence on the line up to *now*."""
 
     @abc.abstractmethod
     def encode(self, unit: int, transaction_id: int, pdu: bytes) -> bytes:
-        """Wrap *pdu* in this framing."""
+        """Wrap *pdu* (function code first) in this framing."""
 
     @property
     def is_serial(self) -> bool:
@@ -93,72 +107,97 @@ class MbapFramer(Framer):
     connection).
 
     *datagram*: every :meth:`receive_data` call is one UDP datagram holding
-    one ADU; leftovers and bad lengths are dropped, never raised.
+    one ADU; bytes after the ADU, short datagrams and bad lengths are
+    dropped, never raised.
 
     *frame_timeout*: seconds a partial ADU may wait for its remaining bytes;
     past it :meth:`handle_timeout` raises :class:`RemoteProtocolError`, so
     that a peer that sends half a frame cannot hold a connection forever.
     """
 
-    __slots__ = ("_data", "_datagram", "_frame_timeout", "_partial_since", "_position")
+    __slots__ = ("_data", "_datagram", "_frame_timeout", "_last", "_partial_since", "_ready", "_start")
 
     def __init__(self, *, datagram: bool = False, frame_timeout: float | None = None) -> None:
         super().__init__()
-        if frame_timeout is not None and frame_timeout <= 0:
-            raise LocalProtocolError("frame_timeout must be positive")
+        if frame_timeout is not None and not frame_timeout > 0:
+            raise LocalProtocolError(f"frame_timeout must be positive, got {frame_timeout!r}")
         self._datagram = datagram
         self._frame_timeout = frame_timeout
-        # A bytes object and a read position: the common case (one whole
-        # ADU per read) then never copies into a buffer.
+        # The bytes not yet framed are self._data[self._start:], and
+        # self._start is always where an ADU begins.
         self._data = b""
-        self._position = 0
-        self._partial_since: float | None = None
+        self._start = 0
+        self._last = 0.0  # arrival of the newest bytes
+        self._partial_since = 0.0  # arrival of the first bytes of the ADU at self._start
+        self._ready: deque[Frame | FrameDropped] = deque()  # datagram mode
 
     def __repr__(self) -> str:
-        return f"MbapFramer(datagram={self._datagram})"
+        return f"MbapFramer(datagram={self._datagram}, frame_timeout={self._frame_timeout})"
+
+    @property
+    def datagram(self) -> bool:
+        """Whether every :meth:`receive_data` call is one datagram."""
+        return self._datagram
+
+    @property
+    def frame_timeout(self) -> float | None:
+        """Seconds a partial ADU may wait for the rest of its bytes (None: forever)."""
+        return self._frame_timeout
 
     def receive_data(self, data: bytes, now: float) -> None:
-        if self._position >= len(self._data):
-            self._data = bytes(data)
-            self._position = 0
-            self._partial_since = now
+        if self._datagram:
+            self._receive_datagram(bytes(data))
+        elif self._start >= len(self._data):
+            self._data = data if data.__class__ is bytes else bytes(data)
+            self._start = 0
+            self._partial_since = self._last = now
         else:
-            self._data = self._data[self._position :] + data
-            self._position = 0
+            # The ADU at self._start began before: its _partial_since stays.
+            self._data = self._data[self._start :] + data
+            self._start = 0
+            self._last = now
 
     def next_frame(self) -> Frame | FrameDropped | None:
         data = self._data
-        position = self._position
-        available = len(data) - position
-        if available < 7:
-            if available == 0:
-                self._partial_since = None
-            elif self._datagram:
-                return self._drop_rest(DropCause.TOO_SHORT, "datagram shorter than an MBAP header")
-            return None
-        transaction_id, protocol_id, length, unit = _MBAP.unpack_from(data, position)
+        start = self._start
+        if len(data) - start < 7:
+            return self._ready.popleft() if self._ready else self._incomplete()
+        transaction_id, protocol_id, length, unit = _MBAP.unpack_from(data, start)
+        end = start + 6 + length
         if not 2 <= length <= 254:
-            if self._datagram:
-                return self._drop_rest(DropCause.OVERRUN, f"MBAP length {length} outside 2..254")
             raise RemoteProtocolError(f"MBAP length {length} outside 2..254: the stream cannot be resynchronised")
-        end = position + 6 + length
         if end > len(data):
-            if self._datagram:
-                return self._drop_rest(DropCause.INCOMPLETE, f"MBAP length {length} exceeds the datagram")
-            return None
-        self._position = end
+            return self._incomplete()
+        self._start = end
         if protocol_id:
-            return FrameDropped(DropCause.PROTOCOL_ID, data[position:end], f"protocol id {protocol_id}")
-        return unit, transaction_id, data[position + 7 : end], UNKNOWN
+            return FrameDropped(DropCause.PROTOCOL_ID, data[start:end], f"protocol id {protocol_id}")
+        return unit, transaction_id, data[start + 7 : end], UNKNOWN
 
-    def _drop_rest(self, cause: DropCause, detail: str) -> FrameDropped:
-        rest = self._data[self._position :]
-        self._data = b""
-        self._position = 0
-        return FrameDropped(cause, rest, detail)
+    def _incomplete(self) -> Frame | FrameDropped | None:
+        if self._start:
+            # An ADU ended inside the newest bytes: the partial one after it began there.
+            self._partial_since = self._last
+        return None
+
+    def _receive_datagram(self, data: bytes) -> None:
+        ready = self._ready
+        if len(data) < 8:
+            ready.append(FrameDropped(DropCause.TOO_SHORT, data, "datagram shorter than an MBAP header and a PDU"))
+            return
+        transaction_id, protocol_id, length, unit = _MBAP.unpack_from(data)
+        end = 6 + length
+        if not 2 <= length <= 254 or end > len(data):
+            ready.append(FrameDropped(DropCause.INCOMPLETE, data, f"MBAP length {length} does not fit the datagram"))
+            return
+        if protocol_id:
+            ready.append(FrameDropped(DropCause.PROTOCOL_ID, data[:end], f"protocol id {protocol_id}"))
+        else:
+            ready.append((unit, transaction_id, data[7:end], UNKNOWN))
+        if end < len(data):
+            ready.append(FrameDropped(DropCause.GARBAGE, data[end:], "bytes after the ADU in the datagram"))
 
     def next_deadline(self) -> float | None:
-        if self._frame_timeout is None or self._position >= len(self._data) or self._partial_since is None:
+        if self._frame_timeout is None or self._start >= len(self._data):
             return None
         return self._partial_since + self._frame_timeout
 
@@ -168,7 +207,12 @@ class MbapFramer(Framer):
             raise RemoteProtocolError(f"partial MBAP frame incomplete after {self._frame_timeout} s")
 
     def encode(self, unit: int, transaction_id: int, pdu: bytes) -> bytes:
-        return _MBAP.pack(transaction_id, 0, len(pdu) + 1, unit) + pdu
+        if not 0 < len(pdu) <= MAX_PDU_SIZE:
+            raise _size_error(pdu)
+        try:
+            return _MBAP.pack(transaction_id, 0, len(pdu) + 1, unit) + pdu
+        except struct.error:
+            raise LocalProtocolError(f"unit {unit} or transaction id {transaction_id} out of range") from None
 
 
 def _serial_times(baudrate: int) -> tuple[float, float, float]:
@@ -204,23 +248,25 @@ class RtuFramer(Framer):
     only broken by a gap of :data:`TOLERANT_GAP` (or t3.5, if longer).
 
     *datagram*: every :meth:`receive_data` call is a complete datagram (RTU
-    over UDP); what it holds beyond its frames is dropped at once.
+    over UDP): its frames are parsed at once, what else it holds is dropped,
+    and timing does not apply.
     """
 
     __slots__ = (
-        "_buffer",
         "_char_time",
+        "_crc_tables",
+        "_data",
         "_datagram",
         "_early",
         "_end_cause",
         "_gap",
         "_last",
-        "_last_frame_end",
+        "_orders",
         "_ready",
         "_run",
         "_run_cause",
+        "_start",
         "_strict",
-        "_tables",
         "baudrate",
         "t1_5",
         "t3_5",
@@ -232,46 +278,98 @@ class RtuFramer(Framer):
             raise LocalProtocolError(f"baudrate must be a positive integer, got {baudrate!r}")
         self.baudrate = baudrate
         self._char_time, self.t1_5, self.t3_5 = _serial_times(baudrate)
-        self._strict = strict_timing
+        self._strict = strict_timing and not datagram
         self._gap = self.t1_5 if strict_timing else max(self.t3_5, TOLERANT_GAP)
         self._datagram = datagram
-        self._buffer = bytearray()
-        self._last: float | None = None  # arrival of the newest byte
-        self._last_frame_end: float | None = None
+        # The bytes not yet framed are self._data[self._start:].
+        self._data = b""
+        self._start = 0
+        # Arrival of the newest byte on the line, whatever became of it: a
+        # frame must follow any activity by t3.5.
+        self._last = -math.inf
         self._early = False  # the frame in the buffer began too soon (strict)
-        self._ready: deque[Frame | FrameDropped] = deque()
+        self._ready: deque[Frame | FrameDropped] = deque()  # parsed when silence ended the data
         self._run = bytearray()  # garbage being skipped, reported as one drop
         self._run_cause = DropCause.GARBAGE
         self._end_cause = DropCause.INCOMPLETE  # why a frame cut short by silence is dropped
-        self._tables = _tables()  # built now, not on the first frame
+        self._crc_tables = crc_tables()  # built now, not on the first frame
+        self._orders = self._make_orders(DEFAULT_FUNCTIONS)
 
     def __repr__(self) -> str:
-        return f"RtuFramer(baudrate={self.baudrate}, strict_timing={self._strict})"
+        return f"RtuFramer(baudrate={self.baudrate}, strict_timing={self._strict}, datagram={self._datagram})"
 
     @property
     def is_serial(self) -> bool:
         return True
 
+    @property
+    def strict_timing(self) -> bool:
+        """Whether the specification's t1.5 and t3.5 apply to arrival times."""
+        return self._strict
+
+    @property
+    def datagram(self) -> bool:
+        """Whether every :meth:`receive_data` call is one datagram."""
+        return self._datagram
+
+    def bind(self, functions: FunctionTable) -> None:
+        super().bind(functions)
+        self._orders = self._make_orders(functions)
+
+    @staticmethod
+    def _make_orders(functions: FunctionTable) -> tuple[tuple[tuple[int, tuple[object, ...]], ...], ...]:
+        requests = (REQUEST, functions.request_rules)
+        responses = (RESPONSE, functions.response_rules)
+        return ((requests, responses), (responses, requests))  # indexed by expect_response
+
     def receive_data(self, data: bytes, now: float) -> None:
         if not data:
             return
-        first_byte = now - (len(data) - 1) * self._char_time
-        if self._buffer and self._last is not None and first_byte - self._last - self._char_time > self._gap:
-            self._flush(DropCause.TIMING if self._strict else DropCause.INCOMPLETE)
-        if not self._buffer and self._strict and self._last_frame_end is not None:
-            self._early = first_byte - self._char_time - self._last_frame_end < self.t3_5
-        self._buffer += data
-        self._last = now
         if self._datagram:
+            self._data = self._data[self._start :] + data
+            self._start = 0
             self._flush(DropCause.INCOMPLETE)
+            return
+        if self._start < len(self._data):
+            first_byte = now - (len(data) - 1) * self._char_time
+            if first_byte - self._char_time - self._last > self._gap:
+                self._flush(DropCause.TIMING if self._strict else DropCause.INCOMPLETE)
+        if self._start < len(self._data):
+            self._data = self._data[self._start :] + data
+        else:
+            if self._strict:
+                first_byte = now - (len(data) - 1) * self._char_time
+                self._early = first_byte - self._char_time - self._last < self.t3_5
+            self._data = data if data.__class__ is bytes else bytes(data)
+        self._start = 0
+        self._last = now
 
     def next_frame(self) -> Frame | FrameDropped | None:
         if self._ready:
             return self._ready.popleft()
-        return self._parse(at_end=False)
+        # The common case first: a whole frame of a fixed length at the
+        # buffer's start whose CRC checks out.  Anything else: _parse.
+        data = self._data
+        start = self._start
+        if len(data) - start >= 4 and not self._run and not self._early:
+            kind, rules = self._orders[self.expect_response][0]
+            length = rules[data[start + 1]]
+            if length.__class__ is int and length > 0 and start + length + 3 <= len(data):
+                # The CRC of unit and PDU, compared with the two bytes after them.
+                end = start + 1 + length
+                byte_table, word_table = self._crc_tables
+                crc = 0xFFFF
+                for word in CRC_WORDS[(length + 1) >> 1].unpack_from(data, start):
+                    crc = word_table[crc ^ word]
+                if not length & 1:
+                    crc = (crc >> 8) ^ byte_table[(crc ^ data[end - 1]) & 0xFF]
+                if crc == data[end] | data[end + 1] << 8:
+                    self._start = end + 2
+                    return data[start], 0, data[start + 1 : end], kind
+        return self._parse(False)
 
     def next_deadline(self) -> float | None:
-        if (self._buffer or self._run) and self._last is not None:
+        if self._start < len(self._data) and not self._datagram:
             return self._last + self._gap
         return None
 
@@ -281,24 +379,23 @@ class RtuFramer(Framer):
             self._flush(DropCause.INCOMPLETE)
 
     def encode(self, unit: int, transaction_id: int, pdu: bytes) -> bytes:
+        if not 0 < len(pdu) <= MAX_PDU_SIZE:
+            raise _size_error(pdu)
+        if not 0 <= unit <= 0xFF:
+            raise _unit_error(unit)
         frame = bytes((unit,)) + pdu
-        return frame + _crc16(frame, *self._tables).to_bytes(2, "little")
+        return frame + crc_update(0xFFFF, frame, 0, len(frame), *self._crc_tables).to_bytes(2, "little")
 
     # ------------------------------------------------------------------
 
     def _flush(self, cause: DropCause) -> None:
         """Silence: the bytes in the buffer are all the current frame will get."""
         self._end_cause = cause
-        while True:
-            item = self._parse(at_end=True)
-            if item is None:
-                break
+        while (item := self._parse(True)) is not None:
             self._ready.append(item)
         self._early = False
 
-    def _take_run(self) -> FrameDropped | None:
-        if not self._run:
-            return None
+    def _take_run(self) -> FrameDropped:
         dropped = FrameDropped(self._run_cause, bytes(self._run))
         self._run.clear()
         self._run_cause = DropCause.GARBAGE
@@ -307,83 +404,90 @@ class RtuFramer(Framer):
     def _skip(self, count: int, cause: DropCause) -> None:
         if not self._run:
             self._run_cause = cause
-        self._run += self._buffer[:count]
-        del self._buffer[:count]
+        start = self._start
+        self._run += self._data[start : start + count]
+        self._start = start + count
 
-    def _parse(self, *, at_end: bool) -> Frame | FrameDropped | None:
-        buffer = self._buffer
-        functions = self._functions
-        byte_table, word_table = self._tables
+    def _parse(self, at_end: bool) -> Frame | FrameDropped | None:
+        """The next frame at the buffer's start; *at_end*: silence followed the buffer."""
+        byte_table, word_table = self._crc_tables
         while True:
-            size = len(buffer)
+            data = self._data
+            start = self._start
+            end = len(data)
+            size = end - start
             if size < 4:
                 if at_end and size:
                     self._skip(size, DropCause.TOO_SHORT)
-                return self._take_run() if at_end or (self._run and not size) else None
-            waiting = False
-            checksum_failed = False
-            for kind in _HINTED_ORDER[self.expect_response]:
-                if kind == REQUEST:
-                    length = functions.request_length(buffer, 1, size)
-                else:
-                    length = functions.response_length(buffer, 1, size)
+                if self._run and (at_end or not size):
+                    return self._take_run()
+                return None
+            code = data[start + 1]
+            waiting = checksum_failed = False
+            for kind, rules in self._orders[self.expect_response]:
+                rule = rules[code]
+                length = rule if rule.__class__ is int else rule(data, start + 1, end)  # type: ignore[operator]
                 if length is None:
                     waiting = True
                     continue
-                if length == INVALID:
-                    continue
-                if length == BY_SILENCE:
-                    if not at_end:
-                        waiting = True
-                        continue
-                    total = _crc_prefix(buffer)
-                    if total is None:
-                        checksum_failed = True
-                        continue
-                else:
+                if length > 0:
                     total = length + 3
-                    if total > MAX_RTU_FRAME or length < 1:
+                    if total > MAX_RTU_FRAME:
                         continue
                     if size < total:
                         waiting = True
                         continue
-                    if _crc16(buffer[:total] if size > total else buffer, byte_table, word_table):
+                    if crc_update(0xFFFF, data, start, total, byte_table, word_table):
                         checksum_failed = True
                         continue
+                elif length == BY_SILENCE:
+                    if not at_end and size < MAX_RTU_FRAME:
+                        waiting = True
+                        continue
+                    found = _silence_frame_length(data, start, end, at_end, byte_table)
+                    if found is None:
+                        checksum_failed = True
+                        continue
+                    total = found
+                else:  # INVALID
+                    continue
                 if self._run:
                     return self._take_run()  # the frame stays in the buffer for the next call
-                return self._frame(total, kind)
-            if waiting and not at_end:
+                return self._frame(start, total, kind)
+            if waiting and not at_end and size < MAX_RTU_FRAME:
                 return None
-            # Nothing can start at buffer[0]: skip one byte and look again.
+            # Nothing can start at the buffer's first byte: skip it and look again.
             if checksum_failed:
                 self._skip(1, DropCause.CHECKSUM)
             else:
                 self._skip(1, self._end_cause if waiting else DropCause.GARBAGE)
 
-    def _frame(self, total: int, kind: int) -> Frame | FrameDropped:
-        buffer = self._buffer
-        self._last_frame_end = self._last
+    def _frame(self, start: int, total: int, kind: int) -> Frame | FrameDropped:
+        data = self._data
+        self._start = start + total
         if self._early:
             self._early = False
-            frame = bytes(buffer[:total])
-            del buffer[:total]
-            return FrameDropped(DropCause.TIMING, frame, "frame began less than t3.5 after the previous one")
-        unit = buffer[0]
-        pdu = bytes(buffer[1 : total - 2])
-        del buffer[:total]
-        return unit, 0, pdu, kind
+            return FrameDropped(
+                DropCause.TIMING, data[start : start + total], "frame began less than t3.5 after the previous one"
+            )
+        return data[start], 0, data[start + 1 : start + total - 2], kind
 
 
-def _crc_prefix(buffer: bytearray) -> int | None:
-    """Length of the shortest prefix (at least 4 bytes) whose CRC checks out."""
-    byte_table, _ = _tables()
+def _silence_frame_length(data: bytes, start: int, end: int, at_end: bool, byte_table: Sequence[int]) -> int | None:
+    """Where a frame that only silence ends stops: the whole buffer when its
+    CRC checks out and silence followed it, else the shortest prefix (at
+    least 4 bytes) whose CRC does."""
+    limit = min(end, start + MAX_RTU_FRAME)
     crc = 0xFFFF
-    for index, byte in enumerate(buffer[:MAX_RTU_FRAME]):
-        crc = (crc >> 8) ^ byte_table[(crc ^ byte) & 0xFF]
-        if crc == 0 and index >= 3:
-            return index + 1
-    return None
+    shortest = None
+    for index in range(start, limit):
+        crc = (crc >> 8) ^ byte_table[(crc ^ data[index]) & 0xFF]
+        if crc == 0 and index - start >= 3:
+            if shortest is None:
+                shortest = index + 1 - start
+            if index + 1 == end and at_end:
+                return end - start
+    return shortest
 
 
 _HEX_DIGITS = b"0123456789ABCDEFabcdef"
@@ -402,31 +506,38 @@ class AsciiFramer(Framer):
 
     def __init__(self, *, timeout: float = 1.0, input_delimiter: int = 0x0A) -> None:
         super().__init__()
-        if timeout <= 0:
-            raise LocalProtocolError("timeout must be positive")
-        if not 0 <= input_delimiter <= 0xFF:
-            raise LocalProtocolError("input_delimiter must be a byte value")
+        if not timeout > 0:
+            raise LocalProtocolError(f"timeout must be positive, got {timeout!r}")
+        if not isinstance(input_delimiter, int) or not 0 <= input_delimiter <= 0xFF:
+            raise LocalProtocolError(f"input_delimiter must be a byte value, got {input_delimiter!r}")
         self._timeout = timeout
         self.input_delimiter = input_delimiter
         self._buffer = bytearray()
-        self._last: float | None = None
+        self._last = 0.0
         self._ready: deque[FrameDropped] = deque()
 
     def __repr__(self) -> str:
-        return f"AsciiFramer(timeout={self._timeout})"
+        return f"AsciiFramer(timeout={self._timeout}, input_delimiter={self.input_delimiter:#04x})"
 
     @property
     def is_serial(self) -> bool:
         return True
 
+    @property
+    def timeout(self) -> float:
+        """The inter-character timeout, in seconds."""
+        return self._timeout
+
     def receive_data(self, data: bytes, now: float) -> None:
-        if self._buffer and self._last is not None and now - self._last > self._timeout:
+        if not data:
+            return
+        if self._buffer and now - self._last > self._timeout:
             self._drop_partial()
         self._buffer += data
         self._last = now
 
     def next_deadline(self) -> float | None:
-        if self._buffer and self._last is not None:
+        if self._buffer:
             return self._last + self._timeout
         return None
 
@@ -436,22 +547,24 @@ class AsciiFramer(Framer):
             self._drop_partial()
 
     def _drop_partial(self) -> None:
-        self._ready.append(FrameDropped(DropCause.INCOMPLETE, bytes(self._buffer), "inter-character timeout"))
+        partial = bytes(self._buffer)
         self._buffer.clear()
+        if partial.strip():
+            self._ready.append(FrameDropped(DropCause.INCOMPLETE, partial, "inter-character timeout"))
 
     def next_frame(self) -> Frame | FrameDropped | None:
         if self._ready:
             return self._ready.popleft()
         buffer = self._buffer
-        if not buffer:
-            return None
         start = buffer.find(b":")
         if start != 0:
             garbage = bytes(buffer if start < 0 else buffer[:start])
             del buffer[: len(garbage)]
-            if not garbage.strip():
-                return self.next_frame()  # line noise of blanks (a stray CR LF) is not an error
-            return FrameDropped(DropCause.GARBAGE, garbage, "bytes before ':'")
+            if garbage.strip():
+                return FrameDropped(DropCause.GARBAGE, garbage, "bytes before ':'")
+            # Blanks between frames (a stray CR LF) are not an error.
+            if start < 0:
+                return None
         end = buffer.find(bytes((0x0D, self.input_delimiter)), 1)
         restart = buffer.find(b":", 1)
         if restart != -1 and (end == -1 or restart < end):
@@ -466,9 +579,9 @@ class AsciiFramer(Framer):
             return None
         frame = bytes(buffer[: end + 2])
         del buffer[: end + 2]
-        digits = frame[1:-2]
         if len(frame) > MAX_ASCII_FRAME:
             return FrameDropped(DropCause.OVERRUN, frame, f"more than {MAX_ASCII_FRAME} characters")
+        digits = frame[1:-2]
         if len(digits) & 1 or digits.translate(None, _HEX_DIGITS):
             return FrameDropped(DropCause.ENCODING, frame, "not pairs of hex digits")
         raw = bytes.fromhex(digits.decode("ascii"))
@@ -479,5 +592,9 @@ class AsciiFramer(Framer):
         return raw[0], 0, raw[1:-1], UNKNOWN
 
     def encode(self, unit: int, transaction_id: int, pdu: bytes) -> bytes:
+        if not 0 < len(pdu) <= MAX_PDU_SIZE:
+            raise _size_error(pdu)
+        if not 0 <= unit <= 0xFF:
+            raise _unit_error(unit)
         raw = bytes((unit,)) + pdu
         return b":" + (raw + bytes((lrc(raw),))).hex().upper().encode("ascii") + b"\r\n"

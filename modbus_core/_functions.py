@@ -73,6 +73,7 @@ from ._pdu import (
     WriteSingleRegisterResponse,
     _unchecked,
     diagnostic_request_error,
+    mutable_twin,
     unpack_bits,
 )
 
@@ -99,6 +100,7 @@ only silence on the line ends the frame (slower: it waits for the gap)."""
 
 _U16 = struct.Struct(">H")
 _ADDR_COUNT = struct.Struct(">HH")
+_FC_ADDR_COUNT = struct.Struct(">BHH")
 _READ_WRITE = struct.Struct(">HHHHB")
 _FILE_SUB = struct.Struct(">BHHH")
 
@@ -119,16 +121,23 @@ class _Malformed(Exception):
 
 
 def _read_decoder(cls: type[RequestPdu], max_count: int) -> Callable[[bytes], RequestPdu]:
-    make = _unchecked(cls)
-    unpack = _ADDR_COUNT.unpack_from
+    # The hot path of every poller: one struct call that also checks the
+    # length, and the instance built in place rather than by a helper.
+    unpack = _FC_ADDR_COUNT.unpack
+    twin = mutable_twin(cls)
 
     def decode(pdu: bytes) -> RequestPdu:
-        if len(pdu) != 5:
-            raise _Malformed(f"a read request is 5 bytes, got {len(pdu)}")
-        address, count = unpack(pdu, 1)
-        if not 0 < count <= max_count:
-            raise _Malformed(f"quantity {count} outside 1..{max_count}")
-        return make(address, count)
+        try:
+            _, address, count = unpack(pdu)
+        except struct.error:
+            raise _Malformed(f"a read request is 5 bytes, got {len(pdu)}") from None
+        if 0 < count <= max_count:
+            request = twin()
+            request.address = address
+            request.count = count
+            request.__class__ = cls
+            return request  # type: ignore[no-any-return]
+        raise _Malformed(f"quantity {count} outside 1..{max_count}")
 
     return decode
 
@@ -174,6 +183,8 @@ def _decode_diagnostics(pdu: bytes) -> RequestPdu:
         raise _Malformed("a diagnostics request holds at least a sub-function")
     (sub_function,) = _U16.unpack_from(pdu, 1)
     data = pdu[3:]
+    if len(pdu) > MAX_PDU_SIZE:
+        raise _Malformed(f"a PDU is at most {MAX_PDU_SIZE} bytes, got {len(pdu)}")
     error = diagnostic_request_error(sub_function, data)
     if error is not None:
         known = sub_function in DiagnosticSubFunction._value2member_map_
@@ -314,10 +325,12 @@ _make_device_id = _unchecked(ReadDeviceIdentification)
 
 
 def _decode_encapsulated(pdu: bytes) -> RequestPdu:
-    if len(pdu) < 2 or pdu[1] != MEI_READ_DEVICE_IDENTIFICATION:
+    if len(pdu) < 2:
+        raise _Malformed("function 43 needs an MEI type")
+    if pdu[1] != MEI_READ_DEVICE_IDENTIFICATION:
         # Other MEI types (13 is CANopen) are not built in: a handler or a
         # gateway can still take them as raw PDUs.
-        return RawPdu(pdu[0], pdu[1:])
+        return _raw_request(pdu)
     _fixed_size(pdu, 4)
     read_code, object_id = pdu[2], pdu[3]
     if not 1 <= read_code <= 4:
@@ -333,28 +346,33 @@ def _bits_response_decoder(cls: type[ResponsePdu]) -> Callable[[bytes], Response
     make = _unchecked(cls)
 
     def decode(pdu: bytes) -> ResponsePdu:
-        if len(pdu) < 3 or len(pdu) != 2 + pdu[1]:
-            raise _Malformed("byte count does not match the PDU")
+        if len(pdu) < 3 or len(pdu) != 2 + pdu[1] or pdu[1] > 250:
+            raise _Malformed("byte count does not match the PDU or exceeds 250")
         return make(unpack_bits(pdu[2:], 8 * pdu[1]))
 
     return decode
+
+
+_RESPONSE_WORDS = tuple(struct.Struct(f">{count}H") for count in range(126))
 
 
 def _registers_response_decoder(cls: type[ResponsePdu]) -> Callable[[bytes], ResponsePdu]:
     make = _unchecked(cls)
 
     def decode(pdu: bytes) -> ResponsePdu:
-        if len(pdu) < 4 or len(pdu) != 2 + pdu[1] or pdu[1] & 1:
-            raise _Malformed("byte count does not match the PDU")
-        return make(struct.unpack_from(f">{pdu[1] >> 1}H", pdu, 2))
+        if len(pdu) < 4 or len(pdu) != 2 + pdu[1] or pdu[1] & 1 or pdu[1] > 250:
+            raise _Malformed("byte count does not match the PDU or is not an even 2..250")
+        return make(_RESPONSE_WORDS[pdu[1] >> 1].unpack_from(pdu, 2))
 
     return decode
 
 
+_make_write_coil_response = _unchecked(WriteSingleCoilResponse)
+
+
 def _decode_write_single_coil_response(pdu: bytes) -> ResponsePdu:
-    request = _decode_write_single_coil(pdu)
-    assert isinstance(request, WriteSingleCoil)
-    return WriteSingleCoilResponse(request.address, request.value)
+    request: WriteSingleCoil = _decode_write_single_coil(pdu)  # type: ignore[assignment]
+    return _make_write_coil_response(request.address, request.value)
 
 
 def _echo_response_decoder(cls: type[ResponsePdu]) -> Callable[[bytes], ResponsePdu]:
@@ -521,10 +539,6 @@ def _encapsulated_response_length(buffer: _Buffer, start: int, end: int) -> int 
     return offset - start
 
 
-def _unknown_length(buffer: _Buffer, start: int, end: int) -> int | None:
-    return BY_SILENCE
-
-
 # --------------------------------------------------------------------------
 # custom functions and the table
 
@@ -572,7 +586,7 @@ class CustomFunction:
 
 def _custom_rule(length: RtuLength) -> int | LengthRule:
     if length is None:
-        return _unknown_length
+        return BY_SILENCE
     if isinstance(length, int):
         if not 1 <= length <= MAX_PDU_SIZE:
             raise LocalProtocolError(f"a PDU length must be 1..253, got {length}")
@@ -580,19 +594,27 @@ def _custom_rule(length: RtuLength) -> int | LengthRule:
     measure = length
 
     def rule(buffer: _Buffer, start: int, end: int) -> int | None:
-        return measure(bytes(buffer[start:end]))
+        result = measure(bytes(buffer[start:end]))
+        if result is None:
+            return None
+        # Anything but a positive length says that no such frame starts here.
+        return result if isinstance(result, int) and result > 0 else INVALID
 
     return rule
 
 
 def _custom_decoder(cls: type[RequestPdu] | type[ResponsePdu]) -> Callable[[bytes], Pdu_]:
     decode_method: Callable[[bytes], Pdu_] = cls.decode  # type: ignore[union-attr]
+    base = RequestPdu if issubclass(cls, RequestPdu) else ResponsePdu
 
     def decode(pdu: bytes) -> Pdu_:
         try:
-            return decode_method(pdu)
+            result = decode_method(pdu)
         except (ValueError, IndexError, struct.error) as error:
             raise _Malformed(f"{cls.__name__}: {error}") from None
+        if not isinstance(result, base):
+            raise LocalProtocolError(f"{cls.__name__}.decode returned {type(result).__name__}, not a {base.__name__}")
+        return result
 
     return decode
 
@@ -667,6 +689,19 @@ _RESPONSE_LENGTHS: dict[int, int | LengthRule] = {
 }
 
 
+def _rules(lengths: dict[int, int | LengthRule], *, responses: bool) -> tuple[int | LengthRule, ...]:
+    """A rule for each of the 256 codes, so that a framer looks one up by index."""
+    rules: list[int | LengthRule] = []
+    for code in range(256):
+        if code == 0 or code == 0x80:
+            rules.append(INVALID)
+        elif code & 0x80:
+            rules.append(2 if responses else INVALID)  # an exception response is the code and one byte
+        else:
+            rules.append(lengths.get(code, BY_SILENCE))
+    return tuple(rules)
+
+
 class FunctionTable:
     """Decoders and RTU length rules for every function code a peer speaks.
 
@@ -675,22 +710,26 @@ class FunctionTable:
     A table never changes after it is built.
     """
 
-    __slots__ = ("_request_decoders", "_request_lengths", "_response_decoders", "_response_lengths", "custom")
+    __slots__ = ("_request_decoders", "_response_decoders", "custom", "request_rules", "response_rules")
 
     def __init__(self, custom: Iterable[CustomFunction] = ()) -> None:
         self.custom: tuple[CustomFunction, ...] = tuple(custom)
         self._request_decoders = dict(_REQUEST_DECODERS)
         self._response_decoders = dict(_RESPONSE_DECODERS)
-        self._request_lengths = dict(_REQUEST_LENGTHS)
-        self._response_lengths = dict(_RESPONSE_LENGTHS)
+        request_lengths = dict(_REQUEST_LENGTHS)
+        response_lengths = dict(_RESPONSE_LENGTHS)
         for function in self.custom:
             if not isinstance(function, CustomFunction):
                 raise LocalProtocolError(f"expected CustomFunction, got {type(function).__name__}")
             code = function.function_code
             self._request_decoders[code] = _custom_decoder(function.request)  # type: ignore[assignment]
             self._response_decoders[code] = _custom_decoder(function.response)  # type: ignore[assignment]
-            self._request_lengths[code] = _custom_rule(function.request_length)
-            self._response_lengths[code] = _custom_rule(function.response_length)
+            request_lengths[code] = _custom_rule(function.request_length)
+            response_lengths[code] = _custom_rule(function.response_length)
+        # For RTU framers: ``rules[function_code]`` is a PDU length, BY_SILENCE,
+        # INVALID, or a LengthRule that reads the length from the bytes.
+        self.request_rules = _rules(request_lengths, responses=False)
+        self.response_rules = _rules(response_lengths, responses=True)
 
     def __repr__(self) -> str:
         codes = ", ".join(str(function.function_code) for function in self.custom)
@@ -705,11 +744,7 @@ class FunctionTable:
         """
         if not pdu:
             return MalformedRequest(0, ExceptionCode.ILLEGAL_FUNCTION, b"", "empty PDU")
-        decoder = self._request_decoders.get(pdu[0])
-        if decoder is None:
-            if pdu[0] & 0x80 or pdu[0] == 0:
-                return MalformedRequest(pdu[0], ExceptionCode.ILLEGAL_FUNCTION, pdu[1:], "not a request function code")
-            return RawPdu(pdu[0], pdu[1:])
+        decoder = self._request_decoders.get(pdu[0], _raw_request)
         try:
             return decoder(pdu)
         except _Malformed as error:
@@ -719,46 +754,40 @@ class FunctionTable:
         """Decode a response PDU; raise :class:`RemoteProtocolError` if malformed."""
         if not pdu:
             raise RemoteProtocolError("empty response PDU")
-        code = pdu[0]
-        if code & 0x80:
-            if len(pdu) != 2:
-                raise RemoteProtocolError(f"an exception response is 2 bytes, got {len(pdu)}")
-            return ExceptionResponse(code & 0x7F, pdu[1]) if code != 0x80 else _raise_zero()
-        decoder = self._response_decoders.get(code)
-        if decoder is None:
-            if code == 0:
-                raise RemoteProtocolError("function code 0 is not valid")
-            return RawPdu(code, pdu[1:])
+        decoder = self._response_decoders.get(pdu[0], _decode_other_response)
         try:
             return decoder(pdu)
         except (_Malformed, LocalProtocolError) as error:
-            raise RemoteProtocolError(f"malformed response to function {code}: {error}") from None
+            raise RemoteProtocolError(f"malformed response to function {pdu[0] & 0x7F}: {error}") from None
 
     def request_length(self, buffer: _Buffer, start: int, end: int) -> int | None:
         """Length of the request PDU at ``buffer[start:end]`` (see :data:`LengthRule`)."""
-        code = buffer[start]
-        rule = self._request_lengths.get(code)
-        if rule.__class__ is int:
-            return rule
-        if rule is None:
-            return INVALID if code & 0x80 or code == 0 else BY_SILENCE
-        return rule(buffer, start, end)  # type: ignore[operator]
+        rule = self.request_rules[buffer[start]]
+        return rule if isinstance(rule, int) else rule(buffer, start, end)
 
     def response_length(self, buffer: _Buffer, start: int, end: int) -> int | None:
         """Length of the response PDU at ``buffer[start:end]`` (see :data:`LengthRule`)."""
-        code = buffer[start]
-        if code & 0x80:
-            return 2 if code != 0x80 else INVALID
-        rule = self._response_lengths.get(code)
-        if rule.__class__ is int:
-            return rule
-        if rule is None:
-            return INVALID if code == 0 else BY_SILENCE
-        return rule(buffer, start, end)  # type: ignore[operator]
+        rule = self.response_rules[buffer[start]]
+        return rule if isinstance(rule, int) else rule(buffer, start, end)
 
 
-def _raise_zero() -> ResponsePdu:
-    raise RemoteProtocolError("exception response to function code 0")
+def _raw_request(pdu: bytes) -> RequestPdu:
+    """A function code the table does not know: a server answers 01, a gateway forwards it."""
+    if pdu[0] & 0x80 or pdu[0] == 0:
+        raise _Malformed("not a request function code", ExceptionCode.ILLEGAL_FUNCTION)
+    if len(pdu) > MAX_PDU_SIZE:
+        raise _Malformed(f"a PDU is at most {MAX_PDU_SIZE} bytes, got {len(pdu)}", ExceptionCode.ILLEGAL_FUNCTION)
+    return RawPdu(pdu[0], pdu[1:])
+
+
+def _decode_other_response(pdu: bytes) -> ResponsePdu:
+    """An exception response, or a function code the table does not know."""
+    code = pdu[0]
+    if code & 0x80:
+        if len(pdu) != 2:
+            raise _Malformed(f"an exception response is 2 bytes, got {len(pdu)}")
+        return ExceptionResponse(code & 0x7F, pdu[1])
+    return RawPdu(code, pdu[1:])
 
 
 DEFAULT_FUNCTIONS = FunctionTable()

@@ -150,6 +150,11 @@ class DeviceIdCode(enum.IntEnum):
 MEI_READ_DEVICE_IDENTIFICATION = 0x0E
 FILE_REFERENCE_TYPE = 0x06
 MAX_RECORD_NUMBER = 0x270F
+# The longest group of records that fits a PDU: a read response carries
+# function, byte count, then per group a length and a reference type; a
+# write request carries function, data length, then a 7-byte header per group.
+MAX_READ_RECORD_LENGTH = (MAX_PDU_SIZE - 4) // 2
+MAX_WRITE_RECORD_LENGTH = (0xFB - 7) // 2
 
 
 # --------------------------------------------------------------------------
@@ -170,7 +175,7 @@ class Pdu:
         @property
         def function_code(self) -> int: ...
 
-    def encode(self) -> bytes:  # pragma: no cover - every subclass overrides it
+    def encode(self) -> bytes:
         """Return the PDU as bytes, function code first."""
         raise NotImplementedError
 
@@ -193,51 +198,35 @@ class ResponsePdu(Pdu):
 _T = TypeVar("_T")
 
 
+def mutable_twin(cls: type) -> Any:
+    """A class with the same slots as the frozen dataclass *cls*, but mutable.
+
+    Decoders build an instance of the twin with plain slot stores (fast:
+    the interpreter specialises them) and then set its ``__class__`` to
+    *cls*, which CPython allows between classes of identical layout.  The
+    result is an ordinary, frozen instance of *cls*, at about half the cost
+    of setting each slot through its descriptor, the only other way past a
+    frozen ``__setattr__``.
+    """
+    twin = type(
+        f"_Mutable{cls.__name__}", cls.__bases__, {"__slots__": vars(cls)["__slots__"], "__module__": cls.__module__}
+    )
+    twin().__class__ = cls  # fails here, at import, if the layouts ever differ
+    return twin
+
+
 def _unchecked(cls: type[_T]) -> Callable[..., _T]:
     """Return a constructor for *cls* that skips ``__post_init__``.
 
-    For decoders that have validated every field while parsing.  It sets the
-    slots directly, which costs about half of a frozen dataclass ``__init__``.
+    For decoders that have validated every field while parsing.  Generated
+    like the ``__init__`` of a dataclass, with a :func:`mutable_twin`.
     """
-    setters = tuple(cls.__dict__[f.name].__set__ for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    new = object.__new__
-    if len(setters) == 1:
-        (set0,) = setters
-
-        def make1(a: Any) -> _T:
-            obj = new(cls)
-            set0(obj, a)
-            return obj
-
-        return make1
-    if len(setters) == 2:
-        set0, set1 = setters
-
-        def make2(a: Any, b: Any) -> _T:
-            obj = new(cls)
-            set0(obj, a)
-            set1(obj, b)
-            return obj
-
-        return make2
-    if len(setters) == 3:
-        set0, set1, set2 = setters
-
-        def make3(a: Any, b: Any, c: Any) -> _T:
-            obj = new(cls)
-            set0(obj, a)
-            set1(obj, b)
-            set2(obj, c)
-            return obj
-
-        return make3
-
-    def make(*values: Any) -> _T:
-        obj = new(cls)
-        for setter, value in zip(setters, values, strict=True):
-            setter(obj, value)
-        return obj
-
+    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    stores = "".join(f"    obj.{name} = {name}\n" for name in names)
+    source = f"def make({', '.join(names)}):\n    obj = twin()\n{stores}    obj.__class__ = cls\n    return obj\n"
+    namespace: dict[str, Any] = {"twin": mutable_twin(cls), "cls": cls}
+    exec(source, namespace)
+    make: Callable[..., _T] = namespace["make"]
     return make
 
 
@@ -271,11 +260,11 @@ def _bits(name: str, values: Iterable[object], low: int, high: int) -> tuple[boo
     return result
 
 
-def _check_bytes(name: str, value: object, high: int) -> bytes:
+def _check_bytes(name: str, value: object, high: int | None) -> bytes:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise LocalProtocolError(f"{name} must be bytes, got {type(value).__name__}")
     result = bytes(value)
-    if len(result) > high:
+    if high is not None and len(result) > high:
         raise LocalProtocolError(f"{name} may hold at most {high} bytes, got {len(result)}")
     return result
 
@@ -285,9 +274,7 @@ _CHAR_BITS = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def pack_bits(values: Sequence[bool]) -> bytes:
-    """Pack booleans LSB first, eight to a byte, the last byte zero-padded."""
-    if not values:
-        return b""
+    """Pack booleans (at least one) LSB first, eight to a byte, the last byte zero-padded."""
     # bytes(values) is b"\x00\x01...", the string reversed is the binary
     # number whose bit i is values[i]: all the work stays in C.
     number = int(bytes(values).translate(_BIT_CHARS)[::-1], 2)
@@ -295,9 +282,7 @@ def pack_bits(values: Sequence[bool]) -> bytes:
 
 
 def unpack_bits(data: bytes, count: int) -> tuple[bool, ...]:
-    """Unpack *count* booleans packed LSB first (the inverse of :func:`pack_bits`)."""
-    if count == 0:
-        return ()
+    """Unpack *count* (at least one) booleans packed LSB first (the inverse of :func:`pack_bits`)."""
     number = int.from_bytes(data, "little")
     digits = format(number, f"0{len(data) * 8}b")[::-1][:count]
     return tuple(map(bool, digits.encode().translate(_CHAR_BITS)))
@@ -815,7 +800,7 @@ class FileRecordReference:
     def __post_init__(self) -> None:
         _check_int("file_number", self.file_number, 1, 0xFFFF)
         _check_int("record_number", self.record_number, 0, MAX_RECORD_NUMBER)
-        _check_int("record_length", self.record_length, 1, 0x7A)
+        _check_int("record_length", self.record_length, 1, MAX_READ_RECORD_LENGTH)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -829,7 +814,7 @@ class FileRecord:
     def __post_init__(self) -> None:
         _check_int("file_number", self.file_number, 1, 0xFFFF)
         _check_int("record_number", self.record_number, 0, MAX_RECORD_NUMBER)
-        _set(self, "values", _registers("values", self.values, 1, 0x78))
+        _set(self, "values", _registers("values", self.values, 1, MAX_WRITE_RECORD_LENGTH))
 
 
 _FILE_SUB_REQUEST = struct.Struct(">BHHH")
@@ -869,7 +854,7 @@ class ReadFileRecordResponse(ResponsePdu):
     records: tuple[tuple[int, ...], ...]
 
     def __post_init__(self) -> None:
-        records = tuple(_registers("record values", group, 1, 0x7A) for group in self.records)
+        records = tuple(_registers("record values", group, 1, MAX_READ_RECORD_LENGTH) for group in self.records)
         _set(self, "records", records)
         if not records:
             raise LocalProtocolError("a file read response holds at least one group")
@@ -1085,11 +1070,8 @@ class ReadDeviceIdentificationResponse(ResponsePdu):
         _check_int("conformity_level", self.conformity_level, 0, 0xFF)
         _set(self, "more_follows", bool(self.more_follows))
         _check_int("next_object_id", self.next_object_id, 0, 0xFF)
-        objects = tuple((object_id, bytes(value)) for object_id, value in self.objects)
+        objects = tuple(_identification_object(item) for item in self.objects)
         _set(self, "objects", objects)
-        for object_id, value in objects:
-            _check_int("object id", object_id, 0, 0xFF)
-            _check_int("object length", len(value), 0, 0xFF)
         size = 7 + sum(2 + len(value) for _, value in objects)
         if size > MAX_PDU_SIZE:
             raise LocalProtocolError(f"this identification response takes {size} bytes, more than 253")
@@ -1107,6 +1089,14 @@ class ReadDeviceIdentificationResponse(ResponsePdu):
             )
         )
         return head + b"".join(bytes((object_id, len(value))) + value for object_id, value in self.objects)
+
+
+def _identification_object(item: object) -> tuple[int, bytes]:
+    if not isinstance(item, tuple) or len(item) != 2:
+        raise LocalProtocolError(f"identification objects are (object_id, value) pairs, got {item!r}")
+    object_id, value = item
+    _check_int("object id", object_id, 0, 0xFF)
+    return object_id, _check_bytes("object value", value, 0xFF)
 
 
 # --------------------------------------------------------------------------
@@ -1162,6 +1152,11 @@ class MalformedRequest(RequestPdu):
     exception_code: int
     data: bytes
     reason: str = dataclasses.field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _check_int("function_code", self.function_code, 0, 0xFF)
+        _check_int("exception_code", self.exception_code, 1, 0xFF)
+        _set(self, "data", _check_bytes("data", self.data, None))
 
     def encode(self) -> bytes:
         return bytes((self.function_code,)) + self.data
