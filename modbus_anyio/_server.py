@@ -545,14 +545,17 @@ class TcpServer(ServerBase):
         local = format_address(stream.extra(anyio.abc.SocketAttribute.local_address, "?"))
         role = None
         transport = self.transport
-        if self._ssl_context() is not None:
+        context_is_none = self._ssl_context() is None
+        if not context_is_none:
             try:
                 role = client_role(stream.extra(TLSAttribute.peer_certificate_binary, None))
             except ValueError as error:
                 logger.warning("%s: %s: %s: closing", self.name, peer, error)
                 await anyio.aclose_forcefully(stream)
                 return
-        await _run_stream(self, stream, transport, peer, local, role, self.idle_timeout)
+        # Plain TCP: the loop reads and writes the socket itself (see _raw_socket_io).
+        plain = raw if context_is_none and isinstance(raw, socket.socket) else None
+        await _run_stream(self, stream, transport, peer, local, role, self.idle_timeout, raw=plain)
 
 
 class _QuietTLSListener(TLSListener):
@@ -673,8 +676,12 @@ async def _run_stream(
     framer: Framer | None = None,
     info_factory: Callable[[Framer], ConnectionInfo] | None = None,
     hooks: Hooks | None = None,
+    raw: socket.socket | None = None,
 ) -> None:
-    """Serve one connection (a server's, or serve_stream's) until EOF, error, timeout or shutdown."""
+    """Serve one connection (a server's, or serve_stream's) until EOF, error, timeout or shutdown.
+
+    *raw*: the plain TCP socket under *stream*, read and written directly.
+    """
     if server is not None:
         framer = server._framer()
         info = server._info(transport, peer, local, framer, role)
@@ -695,7 +702,7 @@ async def _run_stream(
             hooks.connected(True, info)
         try:
             with anyio.CancelScope() as record.scope:
-                await _stream_loop(record, idle_timeout)
+                await _stream_loop(record, idle_timeout, raw)
         finally:
             if server is not None:
                 server._forget(record)
@@ -717,11 +724,53 @@ async def _close_stream(stream: anyio.abc.AsyncResource) -> None:
         await anyio.aclose_forcefully(stream)
 
 
-async def _stream_loop(record: _StreamRecord, idle_timeout: float | None) -> None:
+def _raw_socket_io(
+    sock: socket.socket,
+) -> tuple[Callable[[], Awaitable[bytes]], Callable[[bytes], Awaitable[None]]]:
+    """receive() and send() straight on a plain TCP socket.
+
+    What anyio's SocketStream does, minus a scheduler round trip and the
+    wrappers per call: each receive() waits for readiness first (so a
+    flooding client still lets other tasks run), then reads without blocking.
+    """
+    recv = sock.recv
+    send_some = sock.send
+    wait_readable = anyio.wait_readable
+    wait_writable = anyio.wait_writable
+
+    async def receive() -> bytes:
+        while True:
+            await wait_readable(sock)
+            try:
+                data = recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError as error:
+                raise anyio.BrokenResourceError from error
+            if not data:
+                raise anyio.EndOfStream
+            return data
+
+    async def send(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[send_some(view) :]
+            except BlockingIOError:
+                await wait_writable(sock)
+            except OSError as error:
+                raise anyio.BrokenResourceError from error
+
+    return receive, send
+
+
+async def _stream_loop(record: _StreamRecord, idle_timeout: float | None, raw: socket.socket | None = None) -> None:
     stream = record.stream
     session = record.session
-    receive = stream.receive
-    send = stream.send
+    if raw is not None:
+        receive, send = _raw_socket_io(raw)
+    else:
+        receive, send = stream.receive, stream.send
     info = record.info
     current_time = anyio.current_time
     while not record.stopping:
