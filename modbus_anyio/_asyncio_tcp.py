@@ -104,7 +104,9 @@ class ModbusProtocol(asyncio.Protocol, _Record):
                 transport, self, context, server_side=True, ssl_handshake_timeout=self.server._handshake_timeout()
             )
         except (TimeoutError, OSError) as error:
-            logger.warning("TLS handshake with %s failed: %s", peer, error or type(error).__name__)
+            logger.warning(
+                "%s: TLS handshake with %s failed: %s", self.server.name, peer, error or type(error).__name__
+            )
             transport.abort()
             return
         finally:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import anyio
 import anyio.abc
 import anyio.lowlevel
-from anyio.streams.tls import TLSAttribute, TLSListener
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from modbus_core import (
     CustomFunction,
@@ -464,24 +464,30 @@ class TcpServer(ServerBase):
             self._asyncio_servers = await start_asyncio_servers(self, sockets, self._ssl_context())
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
-        context = self._ssl_context()
         if not self._asyncio_servers:
             for sock in self._sockets:
-                listener: anyio.abc.Listener[Any] = await anyio.abc.SocketListener.from_socket(sock)
-                if context is not None:
-                    listener = _QuietTLSListener(listener, context, handshake_timeout=self._handshake_timeout())
+                listener = await anyio.abc.SocketListener.from_socket(sock)
                 self._listeners.append(listener)
                 task_group.start_soon(self._accept, listener, task_group)
 
     def _handshake_timeout(self) -> float:
         return 10.0
 
-    async def _accept(self, listener: anyio.abc.Listener[Any], task_group: anyio.abc.TaskGroup) -> None:
-        # Connections run in the server's task group: stopping to accept leaves them be.
+    async def _accept(self, listener: anyio.abc.SocketListener, task_group: anyio.abc.TaskGroup) -> None:
+        # Connections run in the server's task group: to stop accepting leaves them be.
         with anyio.CancelScope() as scope:
             self._accept_scopes.append(scope)
-            with contextlib.suppress(anyio.ClosedResourceError):
-                await listener.serve(self._serve_accepted, task_group)
+            while True:
+                try:
+                    stream = await listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                except OSError as error:
+                    # Out of file descriptors, typically: keep serving who is connected.
+                    logger.warning("%s: accept failed: %s", self.name, error)
+                    await anyio.sleep(0.5)
+                    continue
+                task_group.start_soon(self._serve_accepted, stream)
 
     async def _close_listeners(self) -> None:
         for scope in self._accept_scopes:
@@ -538,39 +544,27 @@ class TcpServer(ServerBase):
 
     # -- the anyio stream path (trio) -----------------------------------------------
 
-    async def _serve_accepted(self, stream: anyio.abc.ByteStream) -> None:
+    async def _serve_accepted(self, stream: anyio.abc.SocketStream) -> None:
         raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         _socket_options(raw, self.keepalive)
         peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
         local = format_address(stream.extra(anyio.abc.SocketAttribute.local_address, "?"))
-        role = None
-        transport = self.transport
-        context_is_none = self._ssl_context() is None
-        if not context_is_none:
-            try:
-                role = client_role(stream.extra(TLSAttribute.peer_certificate_binary, None))
-            except ValueError as error:
-                logger.warning("%s: %s: %s: closing", self.name, peer, error)
-                await anyio.aclose_forcefully(stream)
-                return
-        # Plain TCP: the loop reads and writes the socket itself (see _raw_socket_io).
-        plain = raw if context_is_none and isinstance(raw, socket.socket) else None
-        await _run_stream(self, stream, transport, peer, local, role, self.idle_timeout, raw=plain)
-
-
-class _QuietTLSListener(TLSListener):
-    """A TLSListener that logs a refused handshake in one line, without a traceback."""
-
-    @staticmethod
-    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
+        context = self._ssl_context()
+        if context is None:
+            # Plain TCP: the loop reads and writes the socket itself (see _raw_socket_io).
+            plain = raw if isinstance(raw, socket.socket) else None
+            await _run_stream(self, stream, self.transport, peer, local, None, self.idle_timeout, raw=plain)
+            return
         try:
-            peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
-        except OSError:
-            peer = "?"
-        await anyio.aclose_forcefully(stream)
-        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
-            raise exc
-        logger.warning("TLS handshake with %s failed: %s", peer, exc or type(exc).__name__)
+            with anyio.fail_after(self._handshake_timeout()):
+                tls = await TLSStream.wrap(stream, server_side=True, ssl_context=context, standard_compatible=True)
+            role = client_role(tls.extra(TLSAttribute.peer_certificate_binary, None))
+        except (OSError, ValueError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream) as error:
+            reason = error.__cause__ if isinstance(error, anyio.BrokenResourceError) and error.__cause__ else error
+            logger.warning("%s: TLS handshake with %s failed: %s", self.name, peer, reason or type(reason).__name__)
+            await anyio.aclose_forcefully(stream)
+            return
+        await _run_stream(self, tls, self.transport, peer, local, role, self.idle_timeout)
 
 
 class TlsServer(TcpServer):
