@@ -125,7 +125,10 @@ def to_registers(
     if data_type is DataType.STRING:
         if not isinstance(value, str):
             raise LocalProtocolError(f"string takes a str, got {value!r}")
-        raw = value.encode("utf-8")
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise LocalProtocolError(f"{value!r} is not encodable as UTF-8: {error.reason}") from None
         if len(raw) > 2 * count:
             raise LocalProtocolError(f"{value!r} takes {len(raw)} bytes, more than {count} registers hold")
         return _words_from_bytes(raw.ljust(2 * count, b"\x00"), byte_order, word_order)
