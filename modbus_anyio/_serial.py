@@ -68,6 +68,7 @@ class SerialServer(ServerBase):
     the t1.5/t3.5 rules to arrival times (only for ports that deliver bytes
     as they arrive).  When the device fails (unplugged), the server retries
     every *reconnect_delay* seconds (None: it stops with the error).
+    ``trace_connect`` is called when the port opens and closes.
     """
 
     transport = "serial"
@@ -174,7 +175,15 @@ class SerialServer(ServerBase):
         session = self._new_session(framer, info, echo=self.echo)
         self._line = _Line(session, anyio.current_time())
         self._records[info.connection_id] = self._line
+        self.hooks.connected(True, info)
         task_group.start_soon(self._run)
+
+    def _close_port(self) -> None:
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
+            if self._line is not None:
+                self.hooks.connected(False, self._line.info)
 
     async def _close_listeners(self) -> None:
         self._stopping = True
@@ -185,9 +194,7 @@ class SerialServer(ServerBase):
         with anyio.move_on_after(self.shutdown_timeout):
             while self._line is not None and self._line.busy:
                 await anyio.sleep(0.01)
-        if self._serial is not None:
-            self._serial.close()
-            self._serial = None
+        self._close_port()
         self._records.clear()
 
     async def _run(self) -> None:
@@ -201,13 +208,13 @@ class SerialServer(ServerBase):
                 if self.reconnect_delay is None:
                     raise
                 logger.warning("%s: %s: reopening in %.1f s", self.name, error, self.reconnect_delay)
-            if self._serial is not None:
-                self._serial.close()
-                self._serial = None
+            self._close_port()
             while not self._stopping:
                 await anyio.sleep(self.reconnect_delay)
                 try:
                     self._serial = self._open_port()
+                    if self._line is not None:
+                        self.hooks.connected(True, self._line.info)
                     break
                 except OSError as error:
                     logger.debug("%s: %s", self.name, error)

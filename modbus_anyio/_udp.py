@@ -49,7 +49,9 @@ class _Peer(_Record):
 
 class UdpServer(ServerBase):
     """A Modbus UDP server.  *host* defaults to 127.0.0.1 (None: every
-    interface, IPv4 and IPv6); *port* 0 picks a free port."""
+    interface, IPv4 and IPv6); *port* 0 picks a free port.  UDP has no
+    connections: ``trace_connect`` is never called, and :attr:`connections`
+    lists the *peer_limit* most recent peers."""
 
     transport = "udp"
 

@@ -185,12 +185,16 @@ async def test_device_gone_is_logged_and_retried(pty_pair: PtyPair, caplog: pyte
     import signal
 
     caplog.set_level(logging.WARNING, logger="modbus_anyio")
-    async with SerialServer(ServerContext(), port=pty_pair.server, reconnect_delay=0.05) as server:
+    connects: list[bool] = []
+    async with SerialServer(
+        ServerContext(), port=pty_pair.server, reconnect_delay=0.05, trace_connect=connects.append
+    ) as server:
         os.kill(pty_pair.pid, signal.SIGKILL)
         with anyio.fail_after(5):
             while "reopening" not in caplog.text:
                 await anyio.sleep(0.02)
         assert server.listening
+    assert connects[:2] == [True, False]
 
 
 def test_bad_serial_options() -> None:
