@@ -45,11 +45,12 @@ class _LineLink(Link):
             logger.debug("%s: closing %s failed: %s", self.server.name, self.info.peer, error)
 
     def write_some(self, data: bytes) -> int:
-        # The port is opened with write_timeout=None: a write returns once
-        # the driver took the bytes.  A frame is at most 513 characters and
-        # nothing else shares this server's thread, so waiting is harmless.
-        written = self.port.write(data)
-        return len(data) if written is None else int(written)
+        # Straight to the non-blocking descriptor: a line held by flow
+        # control must not stall the loop (pyserial's write would wait).
+        try:
+            return os.write(self.port.fileno(), data)
+        except (BlockingIOError, InterruptedError):
+            return 0
 
     def on_ready(self, mask: int, now: float) -> None:
         server = self.server
@@ -171,7 +172,7 @@ class SerialServer(Server):
                 parity=self.parity,
                 stopbits=self.stopbits,
                 timeout=0,
-                write_timeout=None,
+                write_timeout=0,
                 do_not_open=True,
                 **self.serial_options,
             )
@@ -181,7 +182,7 @@ class SerialServer(Server):
         except (serial.SerialException, ValueError) as error:
             raise OSError(f"cannot open serial port {self.device}: {error}") from None
         try:
-            port.fileno()
+            os.set_blocking(port.fileno(), False)
             port.reset_input_buffer()
         except (AttributeError, OSError, serial.SerialException) as error:
             port.close()

@@ -220,14 +220,18 @@ class Link:
 
     def receive(self, data: bytes, now: float) -> None:
         """Bytes from the peer: through the session, answers out."""
-        assert self.session is not None
+        session = self.session
+        assert session is not None
         self.last_activity = now
-        out = self.session.receive(data, now)
+        out = session.receive(data, now)
         if out:
             self.write(out, now)
-        if self.session.blocked is not None:
+        if session.blocked is not None:
             self.unblock(now)
-        self.reschedule()
+        # Only the core's deadline can have moved earlier (the idle one moved
+        # later, and its timer reschedules itself when it fires).
+        if session.next_deadline() is not None:
+            self.reschedule()
 
     def unblock(self, now: float) -> None:
         """The session waits for an item: start it, or finish it at once."""
@@ -523,6 +527,11 @@ class Server:
     def serving(self) -> bool:
         """True between listening and the end of :meth:`serve_forever`."""
         return self._listening.is_set() and not self._stopped.is_set()
+
+    @property
+    def listening(self) -> bool:
+        """The same as :attr:`serving` (the name the async servers use)."""
+        return self.serving
 
     @property
     def connections(self) -> list[ConnectionInfo]:

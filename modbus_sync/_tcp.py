@@ -64,7 +64,7 @@ class _StreamLink(Link):
             if mask & selectors.EVENT_READ:
                 data = self.read()
                 if data:
-                    self.receive(data, now)
+                    self.receive(data, now)  # the hot path: a request in, its answer sent
                 elif data is not None:
                     # The peer closed (or half-closed) its side: answer what
                     # it sent, then close.

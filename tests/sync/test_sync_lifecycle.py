@@ -134,6 +134,32 @@ def test_server_stop_from_a_signal_handler_in_the_serving_thread() -> None:
     assert started_servers() == []
 
 
+@pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_ctrl_c_ends_start_tcp_server_and_frees_its_port() -> None:
+    """Without a handler of one's own, Ctrl-C raises KeyboardInterrupt out of StartTcpServer, as in pymodbus."""
+    ports: list[int] = []
+
+    def interrupt() -> None:
+        (server,) = wait_started(1)
+        assert isinstance(server, TcpServer)
+        ports.append(server.port)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        helper, errors = run_in_thread(interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            StartTcpServer(ServerContext(Device.sized(10)), address=("127.0.0.1", 0))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    helper.join(5)
+    assert errors == []
+    assert started_servers() == []
+    with socket.create_server(("127.0.0.1", ports[0])):
+        pass
+
+
 def test_serve_forever_and_shutdown_from_another_thread() -> None:
     server = TcpServer(ServerContext(Device.sized(10)), port=0)
     thread, errors = run_in_thread(server.serve_forever)
