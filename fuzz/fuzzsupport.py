@@ -194,18 +194,21 @@ FINDINGS: tuple[Finding, ...] = (
         "mbap-datagram-several-adus",
         "MbapFramer(datagram=True) takes a second ADU out of one datagram instead of dropping the leftover",
         r"one datagram gave several ADUs",
+        fixed="d472781",
     ),
     Finding(
         "mbap-datagrams-merged",
         "MbapFramer(datagram=True) appends a datagram to the unread rest of the previous one when the adapter "
         "feeds two datagrams before reading events, and builds an ADU out of both",
         r"an ADU was put together from datagrams",
+        fixed="d472781",
     ),
     Finding(
         "mbap-frame-timeout-busy-stream",
         "MbapFramer(frame_timeout=...) times the partial ADU from when the buffer was last empty, so a "
         "pipelining client whose reads end mid-ADU is disconnected although every ADU completes at once",
         r"partial MBAP frame incomplete after .* though the partial ADU began at",
+        fixed="d472781",
     ),
     Finding(
         "rtu-silence-frame-skipped",
@@ -231,12 +234,14 @@ FINDINGS: tuple[Finding, ...] = (
         "LocalProtocolError for an unknown function or FC43 with another MEI type (RawPdu refuses the data), "
         "and build PDUs their own constructors refuse (08/00 echoing over 250 bytes)",
         r"decode_(request|response)\([0-9a-f]{508,}\) (raised LocalProtocolError|built )",
+        fixed="d472781",
     ),
     Finding(
         "oversize-pdu-encode",
         "ClientConnection.send (and ServerConnection.send) frame a PDU over 253 bytes (a MalformedRequest or a "
         "custom PDU) without complaint: MBAP writes a length over 254 that the peer must reject",
         r"send\(\) framed a \d+-byte PDU, over 253",
+        fixed="d472781",
     ),
     Finding(
         "ascii-timeout-drops-complete-frame",
@@ -249,6 +254,7 @@ FINDINGS: tuple[Finding, ...] = (
         "08/03 by broadcast changes ServerDiagnostics.ascii_delimiter but not the AsciiFramer's input "
         "delimiter (the connection only changes it when it sends a 08/03 answer)",
         r"the framer ends frames with 0x.., the diagnostics say",
+        fixed="d472781",
     ),
 )
 
