@@ -205,7 +205,9 @@ class _Table(Generic[_V]):
         A block adjacent to an existing one joins it, so that a read may span
         both; overlapping an existing block is an error.
         """
-        storage = self._storage(values)
+        self._add_block(address, self._storage(values))
+
+    def _add_block(self, address: int, storage: list[bool] | array[int]) -> None:
         if not storage:
             return
         _check_range(f"{self.kind.value} block", address, len(storage))
@@ -364,8 +366,10 @@ class BitTable(_Table[bool]):
     @classmethod
     def zeros(cls, size: int, kind: TableKind = TableKind.COILS, *, address: int = 0) -> BitTable:
         """*size* bits, all off, at *address*..*address+size-1*."""
+        if size < 0:
+            raise LocalProtocolError(f"size must be positive, got {size}")
         table = cls(kind)
-        table.add(address, [False] * size)
+        table._add_block(address, [False] * size)
         return table
 
 
@@ -385,10 +389,10 @@ class RegisterTable(_Table[int]):
     @classmethod
     def zeros(cls, size: int, kind: TableKind = TableKind.HOLDING_REGISTERS, *, address: int = 0) -> RegisterTable:
         """*size* registers, all 0, at *address*..*address+size-1*."""
-        table = cls(kind)
         if size < 0:
             raise LocalProtocolError(f"size must be positive, got {size}")
-        table.add(address, array("H", bytes(2 * size)))
+        table = cls(kind)
+        table._add_block(address, array("H", bytes(2 * size)))
         return table
 
     def get_value(

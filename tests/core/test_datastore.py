@@ -96,6 +96,8 @@ def test_register_values_are_16_bit_integers() -> None:
     assert table.read(0, 2) == (0, 0)
     with pytest.raises(LocalProtocolError, match="positive"):
         RegisterTable.zeros(-1)
+    with pytest.raises(LocalProtocolError, match="positive"):
+        BitTable.zeros(-1)
 
 
 def test_bits_are_stored_as_booleans() -> None:
