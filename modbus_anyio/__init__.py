@@ -1,8 +1,28 @@
 """modbus_anyio: Modbus servers on anyio (asyncio or trio), and the simulator.
 
-Importing this package is cheap: the transport-independent pieces below
+::
+
+    import anyio
+    from modbus_core import Device, ServerContext
+    from modbus_anyio import TcpServer
+
+    async def main():
+        context = ServerContext(Device.sized(100))
+        async with TcpServer(context, port=5020) as server:   # 127.0.0.1 unless told
+            await anyio.sleep_forever()
+
+    anyio.run(main)              # or anyio.run(main, backend="trio")
+
+Servers: :class:`TcpServer`, :class:`TlsServer` (Modbus/TCP Security),
+:class:`UdpServer`, :class:`SerialServer`, and :func:`serve_stream` for any
+anyio byte stream; they answer from a :class:`modbus_core.ServerContext` or
+through a :data:`Handler`.  pymodbus' names (``ModbusTcpServer``,
+``StartAsyncTcpServer``, ``ServerAsyncStop``...) are thin layers over them.
+
+Importing this package is cheap: the transport-independent pieces
 (handlers, Modbus/TCP Security, the pymodbus datastore names) import
-neither anyio nor asyncio, so that ``modbus_sync`` can share them.
+neither anyio nor asyncio, so that ``modbus_sync`` can share them; the
+servers load on first use.
 """
 
 import importlib

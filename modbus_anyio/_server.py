@@ -866,6 +866,20 @@ async def serve_stream(
     *peer*, *local*, *transport* and *role* fill the
     :class:`~modbus_anyio.ConnectionInfo` that handlers and hooks see;
     *policy* is checked against *role*.  The stream is closed on return.
+
+    For example, Modbus RTU frames carried over a websocket, with any
+    websocket library wrapped as a byte stream::
+
+        class WebSocketStream(anyio.abc.ByteStream):
+            def __init__(self, websocket): self.websocket = websocket
+            async def receive(self, max_bytes=65536): return await self.websocket.receive_bytes()
+            async def send(self, item): await self.websocket.send_bytes(item)
+            async def send_eof(self): pass
+            async def aclose(self): await self.websocket.close()
+
+        async def endpoint(websocket):
+            await websocket.accept()
+            await serve_stream(WebSocketStream(websocket), context, framer="rtu", transport="websocket")
     """
     answer_dispatcher: Dispatcher | None = None
     handler: Handler | None = None
