@@ -93,15 +93,30 @@ def process(command: list[str], port: int) -> Iterator[subprocess.Popen[str]]:
             child.wait(timeout=5)
 
 
-def loadgen(port: int, secs: float, workload: tuple[str, int, int], connections: int = 10) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadgen(
+    port: int, secs: float, workload: tuple[str, int, int], server_pid: int, connections: int = 10
+) -> tuple[float, float]:
+    """(requests/s, server CPU microseconds per request) of one loadgen run (after its warm-up)."""
     function, address, count = workload
     command = [str(LOADGEN), "--warmup", "1", "127.0.0.1", str(port), str(connections), str(secs)]
     command += [function, str(address), str(count)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=secs + 40, check=True)
-    fields = dict(item.split("=", 1) for item in result.stdout.split() if "=" in item)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # loadgen's warm-up
+    cpu_before = cpu_seconds(server_pid)
+    out, _ = child.communicate(timeout=secs + 40)
+    cpu_used = cpu_seconds(server_pid) - cpu_before
+    if child.returncode:
+        raise RuntimeError(f"loadgen failed: {out}")
+    fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
     if int(fields["err"]):
-        raise RuntimeError(f"loadgen saw errors: {result.stdout}")
-    return float(fields["rps"])
+        raise RuntimeError(f"loadgen saw errors: {out}")
+    return float(fields["rps"]), cpu_used / int(fields["ok"]) * 1e6
 
 
 def bench_plant_file(directory: Path) -> Path:
@@ -179,6 +194,7 @@ def throughput(rounds: int, secs: float) -> list[str]:
         subprocess.run(["make", "-C", str(BENCH_DIR)], check=True, timeout=300)
     python = sys.executable
     results: dict[tuple[str, str], list[float]] = {}
+    costs: dict[tuple[str, str], list[float]] = {}
     contenders = ["plain server", "simulator", "simulator + registers page", "simulator + calls page"]
     with tempfile.TemporaryDirectory() as directory:
         plant = bench_plant_file(Path(directory))
@@ -190,7 +206,7 @@ def throughput(rounds: int, secs: float) -> list[str]:
                 else:
                     command = [python, "-m", "modbus_anyio", "sim", "--config", str(plant), "--modbus-port", str(port)]
                     command += ["--http-port", str(http_port), "--log-level", "WARNING"]
-                with process(command, port):
+                with process(command, port) as server:
                     page = None
                     if name.endswith("page"):
                         which = "registers" if "registers" in name else "calls"
@@ -198,9 +214,14 @@ def throughput(rounds: int, secs: float) -> list[str]:
                     try:
                         for workload in WORKLOADS:
                             label = f"{workload[0]} x {workload[2]}"
-                            rps = loadgen(port, secs, workload)
+                            rps, cost = loadgen(port, secs, workload, server.pid)
                             results.setdefault((name, label), []).append(rps)
-                            print(f"round {round_number + 1} {name:28} {label:10} {rps:9.0f} requests/s", flush=True)
+                            costs.setdefault((name, label), []).append(cost)
+                            print(
+                                f"round {round_number + 1} {name:28} {label:10} {rps:9.0f} requests/s"
+                                f" {cost:6.1f} us CPU/request",
+                                flush=True,
+                            )
                     finally:
                         if page is not None:
                             page.close()
@@ -208,15 +229,20 @@ def throughput(rounds: int, secs: float) -> list[str]:
     lines = [
         f"### Modbus throughput (loadgen, 10 connections, {secs:g} s runs, median of {rounds} rounds)",
         "",
-        "| server | " + " | ".join(f"{label} requests/s | ratio" for label in labels) + " |",
-        "|---|" + "---:|---:|" * len(labels),
+        "Requests/s and their ratio to the plain server; then the server process's CPU time per request",
+        "(user + system, during the measured part of each run) and the plain server's share of it.",
+        "",
+        "| server | " + " | ".join(f"{label} requests/s | ratio | CPU/request | ratio" for label in labels) + " |",
+        "|---|" + "---:|---:|---:|---:|" * len(labels),
     ]
     for name in contenders:
         cells = []
         for label in labels:
             median = statistics.median(results[name, label])
             plain = statistics.median(results["plain server", label])
-            cells.append(f"{median:,.0f} | {median / plain:.0%}")
+            cost = statistics.median(costs[name, label])
+            plain_cost = statistics.median(costs["plain server", label])
+            cells.append(f"{median:,.0f} | {median / plain:.0%} | {cost:.1f} us | {plain_cost / cost:.0%}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 

@@ -420,7 +420,16 @@ class FaultInjector:
         return count
 
     def all(self) -> list[FaultRule]:
+        """Active rules, then the recently ended ones (newest first)."""
+        self.expire()
         return [*self.rules, *reversed(self.ended)]
+
+    def expire(self) -> None:
+        """End the rules whose time is up."""
+        now = self._clock()
+        for rule in list(self.rules):
+            if rule.expires is not None and now >= rule.expires:
+                self._end(rule, "expired")
 
     def _end(self, rule: FaultRule, why: str) -> None:
         rule.ended = why
@@ -532,10 +541,11 @@ class RequestHandler:
             if rule is not None:
                 return self._faulty(rule, request, info, started)
         outcome = self._dispatch(request)
-        if outcome is not None and not isinstance(outcome, Response):
+        if outcome is not None and outcome.__class__ is not Response:
             return self._later(outcome, request, info, started)
         self._count(request, outcome, None)
-        self.recorder.record(started, time.time() - started, info, request, outcome)
+        # An answer computed at once: its duration is nil next to the network's.
+        self.recorder.record(started, 0.0, info, request, outcome)
         return outcome
 
     def _count(self, request: Request, outcome: HandlerResult, fault: FaultRule | None) -> None:

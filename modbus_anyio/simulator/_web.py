@@ -51,6 +51,7 @@ STATIC_PACKAGE = ("modbus_anyio.simulator", "static")
 MAX_LIMIT = 1000
 EVENT_INTERVAL = 0.25  # seconds between checks for news in the event streams
 KEEPALIVE = 15.0
+CALLS_PER_EVENT = 100  # at thousands of requests a second, nobody reads every one: the rest are counted
 
 
 class ApiError(HTTPException):
@@ -536,9 +537,10 @@ class _Api:
             if recorder.last_id != last:
                 new = [call for call in recorder.since(last) if keep(call)]
                 last = recorder.last_id
-                skipped = max(0, len(new) - 200)
+                skipped = max(0, len(new) - CALLS_PER_EVENT)
                 if new:
-                    events.append(("calls", {"items": [call.to_json() for call in new[-200:]], "skipped": skipped}))
+                    shown = new[-CALLS_PER_EVENT:]
+                    events.append(("calls", {"items": [call.to_json() for call in shown], "skipped": skipped}))
             return events
 
         return self._stream(self._events(produce))

@@ -134,16 +134,16 @@ async def test_exception_faults_limited_by_count_do_not_execute_writes() -> None
 async def test_no_answer_for_a_time_then_normal_answers() -> None:
     async with running() as simulator, http(simulator) as web:
         address = modbus_address(simulator)
-        response = await web.post("/api/faults", json={"effect": "no_answer", "duration": 0.6})
+        response = await web.post("/api/faults", json={"effect": "no_answer", "duration": 1.5})
         assert response.status_code == 201
-        silent = await anyio.to_thread.run_sync(lambda: read_holding(address, 0, 1, 1, timeout=0.3))
+        silent = await anyio.to_thread.run_sync(lambda: read_holding(address, 0, 1, 1, timeout=0.5))
         assert isinstance(silent, ModbusIOException) or silent.isError()
-        await anyio.sleep(0.7)
+        with anyio.fail_after(5):
+            while (await web.get("/api/faults")).json()["items"][0]["ended"] != "expired":
+                await anyio.sleep(0.1)
         answered = await anyio.to_thread.run_sync(lambda: read_holding(address, 0, 1, 1))
         assert answered.registers == [100]
-        assert simulator.recorder.calls()[0].result == "no_answer"
-        rules = (await web.get("/api/faults")).json()["items"]
-        assert rules[0]["ended"] == "expired"
+        assert [call.result for call in simulator.recorder.calls()] == ["no_answer", "ok"]
 
 
 async def test_delay_split_and_junk_act_on_the_bytes_sent() -> None:
@@ -159,8 +159,8 @@ async def test_delay_split_and_junk_act_on_the_bytes_sent() -> None:
         simulator.faults.add("split", pieces=3, pause=0.15, count=1)
         chunks = await anyio.to_thread.run_sync(lambda: raw_request(address, mbap_read(1, 0, 3, 7)))
         assert b"".join(chunk for _, chunk in chunks) == expected
-        assert len(chunks) == 3
-        assert chunks[2][0] - chunks[0][0] >= 0.25
+        assert len(chunks) >= 2  # three pieces; a busy client may read two at once
+        assert chunks[-1][0] - chunks[0][0] >= 0.14
 
         simulator.faults.add("junk", junk_length=9, address_first=0, address_last=0, count=1)
         untouched = await anyio.to_thread.run_sync(lambda: raw_request(address, mbap_read(1, 1, 2, 8)))
