@@ -18,6 +18,7 @@ values) and ``custom``: a function of the user's module called with an
 from __future__ import annotations
 
 import datetime
+import functools
 import heapq
 import itertools
 import logging
@@ -29,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from modbus_core import Change
+from modbus_core import Change, Subscription
 
 from ._config import ActionSpec
 from ._plant import HookedDevice, MemoryDevice, Plant, Point, SimDevice
@@ -106,9 +107,8 @@ class ActionRunner:
         self.failures = 0
         self._timers: list[tuple[float, int, _Job]] = []
         self._order = itertools.count()
-        self._write_jobs: dict[tuple[int, str], list[_Job]] = {}
         self._in_write_job = False
-        self._remove_listener: Callable[[], object] | None = None
+        self._subscriptions: list[Subscription] = []
         for sim in plant:
             for point in sim.points:
                 action = point.spec.action
@@ -120,16 +120,15 @@ class ActionRunner:
                 elif action.trigger == "read":
                     self._install_read_hook(sim, job)
                 else:
-                    table, _, _ = point.storage
-                    self._write_jobs.setdefault((id(sim), table.kind.value), []).append(job)
-        if self._write_jobs:
-            self._remove_listener = plant.add_change_listener(self._on_change)
+                    table, address, count = point.storage
+                    observer = functools.partial(self._on_write, job)
+                    self._subscriptions.append(table.subscribe(observer, address, count))
 
     def close(self) -> None:
         """Stop reacting to writes."""
-        if self._remove_listener is not None:
-            self._remove_listener()
-            self._remove_listener = None
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        self._subscriptions.clear()
 
     @property
     def timer_count(self) -> int:
@@ -143,28 +142,21 @@ class ActionRunner:
         if isinstance(device, HookedDevice | MemoryDevice):
             device.read_hooks.add(table.kind, address, address + count, lambda: self.execute(job, self.clock()))
 
-    def _on_change(self, sim: SimDevice, change: Change) -> None:
+    def _on_write(self, job: _Job, change: Change) -> None:
+        """A write touched the value of a write-triggered action (the table observer)."""
         if self._in_write_job:
             return
-        jobs = self._write_jobs.get((id(sim), change.table.value))
-        if not jobs:
-            return
-        end = change.address + len(change.values)
-        for job in jobs:
+        if job.action.kind == "reset":
             _, address, count = job.point.storage
-            if not (change.address < address + count and address < end):
-                continue
-            if job.action.kind == "reset":
-                touched = change.values[
-                    max(0, address - change.address) : min(len(change.values), address + count - change.address)
-                ]
-                if not any(touched):
-                    continue
-            self._in_write_job = True
-            try:
-                self.execute(job, self.clock())
-            finally:
-                self._in_write_job = False
+            start = max(0, address - change.address)
+            touched = change.values[start : max(start, address + count - change.address)]
+            if not any(touched):  # writing 0 does not reset
+                return
+        self._in_write_job = True
+        try:
+            self.execute(job, self.clock())
+        finally:
+            self._in_write_job = False
 
     # -- running -------------------------------------------------------------
 

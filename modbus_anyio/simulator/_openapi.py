@@ -455,7 +455,7 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "summary": "Live traffic and fault rules (server-sent events)",
                 "description": (
-                    "`calls` events carry new calls (oldest first, at most 100 per event, with `skipped`); "
+                    "`calls` events carry new calls (oldest first, at most 50 per event, with `skipped`); "
                     "`faults` events the fault rules whenever they change."
                 ),
                 "parameters": _CALL_FILTERS,

@@ -378,7 +378,6 @@ class SimDevice:
         "plant",
         "points",
         "spec",
-        "version",
     )
 
     def __init__(self, plant: Plant, spec: DeviceSpec, device: Device) -> None:
@@ -386,7 +385,6 @@ class SimDevice:
         self.spec = spec
         self.name = spec.name
         self.device = device
-        self.version = 0
         self.points: list[Point] = []
         self.by_name: dict[str, Point] = {}
         # requests, exceptions, reads, writes: counted by the request handler.
@@ -481,8 +479,6 @@ class Plant:
             sim = self._build(spec)
             self.devices.append(sim)
             self.by_name[sim.name] = sim
-        for sim in self.devices:
-            sim._subscription = self._observe(sim)
 
     def __iter__(self) -> Iterator[SimDevice]:
         return iter(self.devices)
@@ -523,9 +519,26 @@ class Plant:
         return raw
 
     def add_change_listener(self, listener: Callable[[SimDevice, Change], object]) -> Callable[[], None]:
-        """Call ``listener(device, change)`` after every write to any device; returns a remover."""
+        """Call ``listener(device, change)`` after every write to any device; returns a remover.
+
+        The tables are observed only while someone listens (the state file):
+        without listeners, Modbus writes pay nothing for the simulator.
+        """
+        if not self._change_listeners:
+            for sim in self.devices:
+                sim._subscription = self._observe(sim)
         self._change_listeners.append(listener)
-        return lambda: self._change_listeners.remove(listener) if listener in self._change_listeners else None
+
+        def remove() -> None:
+            if listener in self._change_listeners:
+                self._change_listeners.remove(listener)
+                if not self._change_listeners:
+                    for sim in self.devices:
+                        if sim._subscription is not None:
+                            sim._subscription.cancel()
+                            sim._subscription = None
+
+        return remove
 
     # -- building ------------------------------------------------------------
 
@@ -571,7 +584,6 @@ class Plant:
 
     def _observe(self, sim: SimDevice) -> Subscription:
         def changed(change: Change) -> None:
-            sim.version += 1
             for listener in self._change_listeners:
                 listener(sim, change)
 
