@@ -364,8 +364,10 @@ class Dispatcher:
     :class:`ServerDiagnostics`).  *identity* answers functions 17 and 43 for
     devices without an identity of their own.
 
-    A dispatcher holds no lock of its own: the devices and the diagnostics
-    have theirs, so several threads may call :meth:`dispatch` at once.
+    A dispatcher holds no lock of its own, so several threads may call
+    :meth:`dispatch` at once: each device locks itself for the duration of
+    an operation (see the datastore's locking notes) and the diagnostics
+    are safe to share (see :class:`ServerDiagnostics`).
     """
 
     __slots__ = ("broadcast", "context", "diagnostics", "identity", "ignore_missing_units")
@@ -613,7 +615,8 @@ class Dispatcher:
             try:
                 result = invoke(method, pdu)
             except Exception as error:  # noqa: BLE001
-                first_error = first_error or self._failure(request, error).exception_code
+                code = self._failure(request, error).exception_code  # logged even when not the first
+                first_error = first_error or code
                 continue
             if _is_awaitable(result):
                 pending.append(result)
@@ -629,7 +632,8 @@ class Dispatcher:
             try:
                 await awaitable
             except Exception as error:  # noqa: BLE001
-                first_error = first_error or self._failure(request, error).exception_code
+                code = self._failure(request, error).exception_code
+                first_error = first_error or code
         self.diagnostics.completed_silently(first_error)
 
     def _diagnose_broadcast(self, pdu: Diagnostics) -> None:

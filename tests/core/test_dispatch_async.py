@@ -220,7 +220,7 @@ REQUESTS: list[RequestPdu] = [
 
 async def test_an_async_device_answers_exactly_like_the_built_in_device() -> None:
     store = AsyncStore()
-    asynchronous = Dispatcher(ServerContext({1: store}))  # type: ignore[dict-item]
+    asynchronous = Dispatcher(ServerContext({1: store}))
     synchronous = Dispatcher(ServerContext({1: reference_device()}))
     for transaction_id, pdu in enumerate(REQUESTS):
         request = Request(pdu, 1, transaction_id)
@@ -237,7 +237,7 @@ async def test_an_async_device_answers_exactly_like_the_built_in_device() -> Non
 
 
 async def test_dispatch_returns_an_awaitable_only_for_async_operations() -> None:
-    dispatcher = Dispatcher(ServerContext({1: AsyncStore()}))  # type: ignore[dict-item]
+    dispatcher = Dispatcher(ServerContext({1: AsyncStore()}))
     pending = dispatcher.dispatch(Request(ReadHoldingRegisters(0, 2), 1, 3))
     assert not isinstance(pending, Response)
     assert pending is not None
@@ -249,7 +249,7 @@ async def test_dispatch_returns_an_awaitable_only_for_async_operations() -> None
 
 async def test_concurrent_requests_are_all_answered() -> None:
     store = AsyncStore()
-    dispatcher = Dispatcher(ServerContext({1: store}))  # type: ignore[dict-item]
+    dispatcher = Dispatcher(ServerContext({1: store}))
     answers: dict[int, Response | None] = {}
 
     async def one(index: int) -> None:
@@ -338,7 +338,7 @@ async def test_broadcasts_await_every_async_device(caplog: pytest.LogCaptureFixt
 
 async def test_a_broadcast_mixing_sync_and_async_devices() -> None:
     store, device = AsyncStore(), Device(coils=30)
-    dispatcher = Dispatcher(ServerContext({1: store, 2: device}), serial=True)  # type: ignore[dict-item]
+    dispatcher = Dispatcher(ServerContext({1: store, 2: device}), serial=True)
     assert await dispatcher.dispatch_async(Request(WriteSingleCoil(2, True), 0)) is None
     assert store.coils[2] is True
     assert device.coils[2] is True
@@ -379,7 +379,7 @@ class AsyncCount(RequestPdu):
 
 
 async def test_a_custom_function_may_be_asynchronous(caplog: pytest.LogCaptureFixture) -> None:
-    dispatcher = Dispatcher(ServerContext({1: AsyncStore()}))  # type: ignore[dict-item]
+    dispatcher = Dispatcher(ServerContext({1: AsyncStore()}))
     assert await dispatcher.dispatch_async(Request(AsyncCount(), 1)) == Response(Echo(0), 1)
     with caplog.at_level(logging.ERROR, logger="modbus_core"):
         response = await dispatcher.dispatch_async(Request(AsyncCount(fail=True), 1))

@@ -354,7 +354,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             if not 9 <= size <= 251 or any(t != 6 or n == 0 or r > 0x270F or not v for t, n, r, v in groups):
                 raise Refused(ILLEGAL_VALUE)
         elif function == 8:
-            self.diagnostics_check(int(f["sub"]), bytes(f["data"]))  # type: ignore[call-overload,arg-type]
+            self.diagnostics_check(int(f["sub"]), bytes(f["data"]))  # type: ignore[call-overload]
         elif function == 0x41:
             raise Refused(ILLEGAL_FUNCTION)
 
@@ -456,7 +456,8 @@ class DispatcherMachine(RuleBasedStateMachine):
 
     def expect(self, unit: int, function: int, fields: dict[str, object]) -> ResponsePdu | None:
         if unit == 0 and self.broadcast:
-            return self.expect_broadcast(function, fields)
+            self.expect_broadcast(function, fields)
+            return None
         index = self.unit_map.get(unit)
         if index is None and self.ignore_missing:
             return None
@@ -505,6 +506,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         return self.answered(function, response)
 
     def expect_broadcast(self, function: int, fields: dict[str, object]) -> None:
+        """What a broadcast does: the model never answers one."""
         self.counters["messages"] += 1
         self.log(0xC0 | (0x20 if self.listen_only else 0))
         self.counters["silent"] += 1  # whatever happens, nothing is sent
@@ -647,7 +649,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         for model, device in zip(self.models, self.devices, strict=True):
             for name in TABLES:
                 table = device.tables[TableKind(name)]
-                actual = {}
+                actual: dict[int, int] = {}
                 for start, size in table.ranges():
                     actual.update(zip(range(start, start + size), map(int, table.read(start, size)), strict=True))
                 assert actual == model.tables[name], name
