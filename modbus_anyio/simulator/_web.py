@@ -7,7 +7,11 @@ described by ``/openapi.json`` (see :mod:`._openapi`).
 
 Requests that change something (POST, PUT, DELETE) must say
 ``Content-Type: application/json``: an HTML form of another site cannot,
-so a page elsewhere cannot drive the simulator through the browser.
+so a page elsewhere cannot drive the simulator through the browser.  When
+the web page listens on a loopback address (the default), requests must
+also name a loopback host (``Host: 127.0.0.1:8080``, ``localhost``,
+``[::1]``), so that a site that points its own name at 127.0.0.1 (DNS
+rebinding) gets nothing either.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import anyio
 import anyio.abc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -793,6 +798,37 @@ async def _failure(request: Request, error: Exception) -> Response:
     return json_response({"error": f"internal error: {error!r}"}, 500)
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_name(header: str) -> str:
+    """``"[::1]:8080"`` -> ``"::1"``; ``"localhost:80"`` -> ``"localhost"``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+class _LoopbackHostsOnly:
+    """ASGI middleware: refuse requests whose Host is not a loopback name (see the module's docstring)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = dict(scope.get("headers") or ())
+            host = _host_name(headers.get(b"host", b"").decode("latin-1")).lower()
+            if host not in LOOPBACK_NAMES and not host.startswith("127."):
+                response = json_response({"error": f"unknown host {host!r}: use 127.0.0.1 or localhost"}, 421)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_loopback(host: str) -> bool:
+    return host in LOOPBACK_NAMES or host.startswith("127.")
+
+
 def create_app(simulator: Simulator) -> Starlette:
     """The ASGI application of *simulator*: pages, static assets, REST API, OpenAPI."""
     api = _Api(simulator)
@@ -833,7 +869,10 @@ def create_app(simulator: Simulator) -> Starlette:
         route("/api/servers/{name}/stop", api.stop_listener, ["POST"]),
         Mount("/static", StaticFiles(packages=[STATIC_PACKAGE]), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _error, Exception: _failure})
+    middleware = [Middleware(_LoopbackHostsOnly)] if _is_loopback(simulator.config.http_host) else []
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers={HTTPException: _error, Exception: _failure}
+    )
 
 
 async def serve_http(

@@ -300,6 +300,23 @@ async def test_pages_and_assets_are_served_from_the_package() -> None:
 async def test_the_asgi_app_works_without_a_network() -> None:
     simulator = Simulator(small_config(), http=False)
     transport = httpx.ASGITransport(app=simulator.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://simulator") as web:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as web:
         response = await web.get("/api/registers/meter/voltage")
         assert response.json()["value"] == 230.5
+
+
+async def test_a_loopback_web_page_answers_loopback_host_names_only() -> None:
+    simulator = Simulator(small_config(), http=False)
+    transport = httpx.ASGITransport(app=simulator.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8080") as web:
+        for host in ("localhost:8080", "127.0.0.1", "127.0.0.2:80", "[::1]:8080", "LOCALHOST"):
+            response = await web.get("/api/plant", headers={"Host": host})
+            assert response.status_code == 200, host
+        for host in ("evil.example:8080", "evil.example", "10.0.0.1", ""):
+            response = await web.get("/api/plant", headers={"Host": host})
+            assert response.status_code == 421, host
+            assert response.json()["error"].startswith("unknown host")
+    lan = Simulator(small_config(http={"host": "0.0.0.0", "port": 0}), http=False)
+    transport = httpx.ASGITransport(app=lan.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://plant.lan") as web:
+        assert (await web.get("/api/plant")).status_code == 200
