@@ -1,22 +1,34 @@
 """modbus_sync: Modbus servers on blocking sockets, selectors and pyserial.
 
 For applications without an event loop.  The same protocol stack as
-``modbus_anyio`` (all protocol work happens in :mod:`modbus_core`), the
-same datastore objects, handlers, hooks and Modbus/TCP Security rules::
+``modbus_anyio`` (all protocol work happens in :mod:`modbus_core`, through
+the same session: role rules, trace hooks, handlers), the same datastore
+objects, options and robustness::
 
     from modbus_core import Device, ServerContext
     from modbus_sync import TcpServer
 
     context = ServerContext(Device.sized(100))
     with TcpServer(context, port=5020) as server:    # serves in a background thread
-        ...                                          # context changes are seen by clients
+        ...                                          # clients see what the program writes
 
-    TcpServer(context, port=5020).serve_forever()    # or block this thread
+    TcpServer(context, port=5020).serve_forever()    # or block this thread; shutdown() from any other
+
+Servers: :class:`TcpServer` (any framer: MBAP, RTU or ASCII over TCP),
+:class:`TlsServer` (Modbus/TCP Security: TLS 1.2+, client roles,
+:class:`RolePolicy`), :class:`UdpServer` and :class:`SerialServer` (RTU or
+ASCII, pyserial).  Each runs one ``selectors`` loop in one thread: no
+thread per connection (a connection costs about 2 KiB), requests of a
+connection answered in order, pipelined ones in one write; a handler that
+blocks (a gateway, a database) gets ``handler_threads=N`` so that it does
+not stall the other connections.  The datastore locks itself, so servers,
+handler threads and the application may share it.
 
 pymodbus' blocking entry points are here too: ``StartTcpServer``,
 ``StartTlsServer``, ``StartUdpServer``, ``StartSerialServer`` and
-``ServerStop``, with the pymodbus datastore names (``ModbusServerContext``
-and friends).  See :mod:`modbus_sync._server` for the concurrency model.
+``ServerStop`` (which stops every server the ``Start*`` functions run, from
+any thread or a signal handler), with the pymodbus datastore names
+(``ModbusServerContext`` and friends, from ``modbus_anyio.compat``).
 """
 
 from modbus_anyio._handler import ConnectionInfo as ConnectionInfo

@@ -174,9 +174,12 @@ class TcpServer(Server):
     *ignore_missing_units*, *broadcast*, *functions* or *custom_pdu*,
     *units*, *trace_packet*, *trace_pdu*, *trace_connect* (each may take the
     :class:`ConnectionInfo` as one more argument), *handler_threads* (run
-    the handler on that many threads, so that a slow one does not stall
-    the other connections; 0 runs it in the I/O thread) and
-    *shutdown_timeout* (how long :meth:`shutdown` lets answers finish).
+    the handler, or the datastore's dispatcher, on that many threads, so
+    that a slow one does not stall the other connections; 0 runs it in the
+    I/O thread; the diagnostics counters of functions 08/11/12 are not
+    locked, and may then miss a count when requests finish at the same
+    instant) and *shutdown_timeout* (how long :meth:`shutdown` lets answers
+    finish).
     """
 
     transport = "tcp"

@@ -81,7 +81,7 @@ def port_of(address: str) -> int:
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_tcp_then_stop(serve: type[ServeProcess], stop_signal: int) -> None:
     process = serve("--tcp", "127.0.0.1:0", "--unit", "1", "--size", "100")
     [(transport, address)] = process.wait_listening()
