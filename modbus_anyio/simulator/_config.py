@@ -606,6 +606,13 @@ def _parse_server(raw: Mapping[str, Any], path: str, base_dir: Path, problems: _
     ):
         if key in raw:
             options[key] = raw[key]
+    if "roles" in raw:
+        from .._security import RolePolicy
+
+        try:
+            RolePolicy.from_mapping(raw["roles"])
+        except (ValueError, TypeError) as error:
+            problems.add(f"{path}.roles", str(error))
     for key in ("certfile", "keyfile", "cafile"):
         if key in raw:
             file = (base_dir / raw[key]).resolve()

@@ -152,6 +152,16 @@ CUSTOM = {"kind": "custom", "function": "f"}
         (device(template="nothing"), "devices[0].template: expected one of the templates (none)"),
         (devices({"unit": 1}), "devices[0]: missing required key 'name' (in the device or its template)"),
         ({"custom_actions": "no_such_module_anywhere"}, "custom_actions: cannot import 'no_such_module_anywhere'"),
+        (
+            server(transport="tls", certfile="c", keyfile="k", roles={"roles": {"operator": [{"units": [300]}]}}),
+            "servers[0].roles.roles.operator[0].units[0]: expected a number <= 255, got 300",
+        ),
+        (
+            server(
+                transport="tls", certfile="c", keyfile="k", roles={"roles": {"operator": [{"addresses": [[9, 2]]}]}}
+            ),
+            "servers[0].roles: roles.operator[0]: addresses: range 9..2 is empty",
+        ),
     ],
 )
 def test_semantic_errors_name_the_key_path(tmp_path: Path, change: dict[str, Any], expected: str) -> None:
