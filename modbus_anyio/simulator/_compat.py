@@ -70,6 +70,7 @@ class ModbusSimulatorServer:
         self.simulator = Simulator(config, state_file=state_file, http=http)
         self._file_handler: logging.Handler | None = None
         self._background_done: anyio.Event | None = None
+        self._background_task: Any = None  # asyncio keeps only weak references to tasks
 
     @property
     def http_url(self) -> str | None:
@@ -120,7 +121,7 @@ class ModbusSimulatorServer:
                 done.set()
                 self._close_log_file()
 
-        _spawn_background(background)
+        self._background_task = _spawn_background(background)
         await ready.wait()
         if failures:
             raise failures[0]
@@ -132,25 +133,18 @@ class ModbusSimulatorServer:
             await self._background_done.wait()
 
 
-def _spawn_background(function: Any) -> None:
-    """Run *function* outside the caller's task, as pymodbus' asyncio task does."""
+def _spawn_background(function: Any) -> Any:
+    """Run *function* outside the caller's task, as pymodbus' asyncio task does; the task (asyncio)."""
     import sniffio
 
     if sniffio.current_async_library() == "trio":
         import trio
 
         trio.lowlevel.spawn_system_task(function)
-    else:
-        import asyncio
+        return None
+    import asyncio
 
-        task = asyncio.get_running_loop().create_task(function())
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
-
-
-# Strong references to the asyncio tasks spawned above, so they are not
-# collected while running (asyncio keeps only weak ones).
-_BACKGROUND: set[Any] = set()
+    return asyncio.get_running_loop().create_task(function())
 
 
 def get_simulator_commandline(cmdline: Sequence[str] | None = None) -> dict[str, Any]:

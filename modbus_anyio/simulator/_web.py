@@ -274,7 +274,7 @@ class _Api:
 
     # -- devices and raw tables ---------------------------------------------------
 
-    def _device_json(self, sim: Any, *, detail: bool = False) -> dict[str, Any]:
+    def _device_json(self, sim: SimDevice, *, detail: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "name": sim.name,
             "unit": sim.unit,
@@ -326,7 +326,7 @@ class _Api:
             {"device": sim.name, "table": kind.value, "address": address, "values": [_plain(v) for v in values]}
         )
 
-    async def _write_table(self, request: Request, sim: Any, kind: TableKind) -> Response:
+    async def _write_table(self, request: Request, sim: SimDevice, kind: TableKind) -> Response:
         body = await _body(request)
         address = _field(body, "address", int, required=True)
         data_type = _field(body, "type", str)
