@@ -9,6 +9,7 @@ from modbus_core import (
     ClientConnection,
     Dispatcher,
     ExceptionResponse,
+    FrameDropped,
     Framer,
     FunctionTable,
     Request,
@@ -70,6 +71,7 @@ class SerialLine:
         )
         self.client = ClientConnection(RtuFramer(19200) if framer is None else type(framer)())
         self.now = 0.0
+        self.dropped: list[FrameDropped] = []  # what the server's connection threw away
 
     def feed(self, data: bytes) -> list[bytes]:
         """Give the server bytes; return what it writes back (one item per response)."""
@@ -90,6 +92,8 @@ class SerialLine:
             event = self.server.next_event()
             if event is NEED_DATA:
                 return replies
+            if isinstance(event, FrameDropped):
+                self.dropped.append(event)
             if isinstance(event, Request):
                 response = self.dispatcher.dispatch(event)
                 assert response is None or isinstance(response, Response)

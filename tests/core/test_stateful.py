@@ -665,5 +665,5 @@ class DispatcherMachine(RuleBasedStateMachine):
         assert diagnostics.ascii_delimiter == self.delimiter
 
 
-DispatcherMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
+DispatcherMachine.TestCase.settings = settings(max_examples=75, stateful_step_count=50, deadline=None)
 test_dispatcher_agrees_with_the_model = DispatcherMachine.TestCase
