@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import anyio
@@ -320,3 +321,27 @@ async def test_a_loopback_web_page_answers_loopback_host_names_only() -> None:
     transport = httpx.ASGITransport(app=lan.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://plant.lan") as web:
         assert (await web.get("/api/plant")).status_code == 200
+
+
+async def test_stopping_ends_open_event_streams_promptly() -> None:
+    simulator = Simulator(small_config())
+    ended = anyio.Event()
+
+    async def watch(web: httpx.AsyncClient) -> None:
+        async with web.stream("GET", "/api/calls/events") as response:
+            async for _ in response.aiter_lines():
+                pass
+        ended.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            await group.start(simulator.serve)
+            async with http(simulator) as web:
+                group.start_soon(watch, web)
+                await first_event(web, "/api/log/events")
+                await anyio.sleep(0.3)  # the watcher is connected by now
+                started = time.monotonic()
+                await simulator.stop()
+                await ended.wait()
+    assert time.monotonic() - started < 5
+    assert simulator.status == "stopped"
