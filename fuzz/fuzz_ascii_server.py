@@ -83,7 +83,8 @@ def check(data: bytes) -> None:
         wrapped = op.wrap and op.data
         chunk = ascii_frame(op.data[0], op.data[1:], framer.input_delimiter) if wrapped else op.data
         cut = op.arg % (len(chunk) + 1) if op.extra else len(chunk)
-        ledger.skip_blanks()  # blank line noise is discarded without a drop
+        if not lazy:
+            ledger.skip_blanks()  # read events discard blank line noise without a drop
         if (
             wrapped
             and ledger.idle

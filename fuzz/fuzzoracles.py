@@ -309,7 +309,9 @@ def _request_error_code_allowed(functions: FunctionTable, raw: bytes, code: int)
         return False
     if not raw or raw[0] & 0x80 or raw[0] == 0 or raw[0] not in known_codes(functions):
         return True  # not a request code, or one the table does not know (too long for a RawPdu)
-    # 01 for a known function only when its sub-function is unknown.
+    # 01 for a known function only when its sub-function (08) or MEI type (43) is unsupported.
+    if raw[0] == 0x2B:
+        return len(raw) >= 2 and raw[1] != MEI_READ_DEVICE_IDENTIFICATION
     sub_functions = {int(code) for code in DiagnosticSubFunction}
     return raw[0] == 0x08 and len(raw) >= 3 and (raw[1] << 8 | raw[2]) not in sub_functions
 
@@ -618,7 +620,8 @@ class TappedMbapFramer(MbapFramer):
     def next_frame(self) -> FrameTuple | FrameDropped | None:
         item = super().next_frame()
         if isinstance(item, FrameDropped):
-            expect(item.data, "MBAP dropped nothing: {!r}", item)
+            # An empty datagram is dropped as it is: empty.
+            expect(item.data or self.datagrams, "MBAP dropped nothing: {!r}", item)
             data = item.data
             if not self.datagrams:
                 # A stream drops nothing but whole ADUs with a protocol id other than 0.
