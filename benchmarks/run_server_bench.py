@@ -9,7 +9,8 @@ In one run, interleaved so that a burst of outside load does not hit one
 server only:
 
 1. throughput: ``../shared/bench/run_tcp_bench.sh`` (loadgen on libmodbus)
-   against each server, FC3 x 10 and FC3 x 125 registers, 10 and 100
+   against each server (and ``transport_ceiling.py``'s canned FC3 servers on
+   an asyncio Protocol and on anyio/trio: what the I/O path alone allows), FC3 x 10 and FC3 x 125 registers, 10 and 100
    connections, one repetition per call, repeated ``--reps`` times;
 2. many idle connections: with ``--idle`` connections open and quiet, 10
    busy connections run FC3 x 10; their p99 latency is compared with 10
@@ -49,11 +50,21 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
     """Name -> (port, command) of every server compared."""
     ours = [str(PYTHON), str(ROOT / "benchmarks" / "tcp_server.py")]
+    ceiling = [str(PYTHON), str(BENCH / "transport_ceiling.py")]
     return {
         "libmodbus": (base_port, [str(OUT / "libmodbus_server"), str(base_port)]),
         "pymodbus": (base_port + 1, [str(PYTHON), str(BENCH / "pymodbus_server.py"), "--port", str(base_port + 1)]),
         "modbuskit-asyncio": (base_port + 2, [*ours, "--port", str(base_port + 2), "--backend", "asyncio"]),
         "modbuskit-trio": (base_port + 3, [*ours, "--port", str(base_port + 3), "--backend", "trio"]),
+        # What the I/O path alone allows (a canned FC3 answer, no Modbus work): the headroom.
+        "ceiling-asyncio": (
+            base_port + 4,
+            [str(PYTHON), str(BENCH / "transport_ceiling.py"), "protocol", str(base_port + 4)],
+        ),
+        "ceiling-trio": (
+            base_port + 5,
+            [str(PYTHON), str(BENCH / "transport_ceiling.py"), "anyio-trio", str(base_port + 5)],
+        ),
     }
 
 
@@ -250,7 +261,9 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=1000, help="idle connections in part 2 (0: skip it)")
     parser.add_argument("--base-port", type=int, default=25520)
     parser.add_argument(
-        "--servers", default="libmodbus,pymodbus,modbuskit-asyncio,modbuskit-trio", help="comma-separated names"
+        "--servers",
+        default="libmodbus,pymodbus,modbuskit-asyncio,modbuskit-trio,ceiling-asyncio,ceiling-trio",
+        help="comma-separated names",
     )
     parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repetition (a smoke test)")
     args = parser.parse_args()
@@ -265,7 +278,8 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # servers and loadgen inherit it
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     rows = throughput(names, args.base_port, args.secs, args.reps, "10 100", "fc3:0:10 fc3:0:125")
-    idle_names = [name for name in names if name != "libmodbus"]  # its select() loop stops at FD_SETSIZE (1024)
+    # libmodbus' select() loop stops at FD_SETSIZE (1024); the ceilings are no servers.
+    idle_names = [name for name in names if name in ("pymodbus", "modbuskit-asyncio", "modbuskit-trio")]
     idle_rows = idle_connections(idle_names, args.base_port, args.secs, args.reps, args.idle) if args.idle else []
     text = report(rows, idle_rows, names)
     load = os.getloadavg()
