@@ -59,11 +59,11 @@ def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
         # What the I/O path alone allows (a canned FC3 answer, no Modbus work): the headroom.
         "ceiling-asyncio": (
             base_port + 4,
-            [str(PYTHON), str(BENCH / "transport_ceiling.py"), "protocol", str(base_port + 4)],
+            [*ceiling, "protocol", str(base_port + 4)],
         ),
         "ceiling-trio": (
             base_port + 5,
-            [str(PYTHON), str(BENCH / "transport_ceiling.py"), "anyio-trio", str(base_port + 5)],
+            [*ceiling, "anyio-trio", str(base_port + 5)],
         ),
     }
 
