@@ -34,7 +34,9 @@ with instrumented(__name__ == "__main__"):
         expect,
         function_table,
         rtu_frame,
+        rtu_frame_gap,
         rtu_frames_whole,
+        rtu_silence_ended,
     )
 
     from modbus_core import (
@@ -71,6 +73,8 @@ def check(data: bytes) -> None:
     client = ClientConnection(framer, functions=functions, echo=echo)
     ledger = framer.ledger
     char_time = framer.char_time
+    frame_gap = rtu_frame_gap(framer, strict)
+    silence_claim: int | None = None  # a claimed frame that only silence ends
 
     def drain() -> None:
         while True:
@@ -173,6 +177,9 @@ def check(data: bytes) -> None:
         chunk = rtu_frame(op.data[0], op.data[1:]) if op.wrap and op.data else op.data
         silence = serial_delay(op.delay, char_time)
         cut = op.arg % (len(chunk) + 1) if op.extra else len(chunk)
+        if silence_claim in ledger.claims and silence < frame_gap:
+            del ledger.claims[silence_claim]  # more bytes before the silence: they belong to that frame
+        silence_claim = None
         if (
             op.wrap
             and ledger.idle
@@ -181,6 +188,8 @@ def check(data: bytes) -> None:
             and (not strict or silence > 1.01 * framer.t3_5)
         ):
             ledger.claims[len(ledger.fed)] = chunk
+            if rtu_silence_ended(functions, chunk) and not datagram:
+                silence_claim = len(ledger.fed)
         for part in (chunk[:cut], chunk[cut:]) if op.extra else (chunk,):
             now += silence + len(part) * char_time
             silence = 0.0

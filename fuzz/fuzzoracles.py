@@ -513,8 +513,8 @@ class TappedRtuFramer(RtuFramer):
         super().bind(functions)
         self.functions = functions
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        self.ledger.feed(data, now)
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        self.ledger.feed(bytes(data), now)
         super().receive_data(data, now)
 
     def next_frame(self) -> FrameTuple | FrameDropped | None:
@@ -553,8 +553,8 @@ class TappedAsciiFramer(AsciiFramer):
         self.ledger = Ledger()
         self.frames: list[FrameTuple] = []
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        self.ledger.feed(data, now)
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        self.ledger.feed(bytes(data), now)
         super().receive_data(data, now)
 
     def next_frame(self) -> FrameTuple | FrameDropped | None:
@@ -613,8 +613,8 @@ class TappedMbapFramer(MbapFramer):
         self.frames: list[FrameTuple] = []
         self.last_datagram = -1  # the datagram the last ADU came from
 
-    def receive_data(self, data: bytes, now: float) -> None:
-        self.ledger.feed(data, now)
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        self.ledger.feed(bytes(data), now)
         super().receive_data(data, now)
 
     def next_frame(self) -> FrameTuple | FrameDropped | None:
@@ -671,6 +671,21 @@ def crc_prefix_ambiguous(frame: bytes) -> bool:
 
 
 MAX_RTU_FRAME = 256
+
+
+TOLERANT_GAP = 0.020  # RtuFramer: without strict timing, only this much silence (or t3.5) ends a frame
+
+
+def rtu_frame_gap(framer: RtuFramer, strict: bool) -> float:
+    """Silence that surely ends a frame on *framer* (a little more than it needs)."""
+    return 1.01 * (framer.t1_5 if strict else max(framer.t3_5, TOLERANT_GAP))
+
+
+def rtu_silence_ended(functions: FunctionTable, frame: bytes) -> bool:
+    """Whether no length rule gives *frame*'s length: only silence ends it, and bytes
+    that follow it without silence belong to it."""
+    pdu = frame[1:-2]
+    return len(pdu) not in (functions.request_length(pdu, 0, len(pdu)), functions.response_length(pdu, 0, len(pdu)))
 
 
 def rtu_frames_whole(functions: FunctionTable, frame: bytes) -> bool:
