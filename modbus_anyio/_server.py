@@ -309,8 +309,9 @@ class ServerBase:
         await self._context_group.__aenter__()
         try:
             await self._context_group.start(self.serve_forever)
-        except BaseException as error:
-            await self._context_group.__aexit__(type(error), error, error.__traceback__)
+        except BaseException:
+            # The server did not start (address in use...): raise its error as it is.
+            await self._context_group.__aexit__(None, None, None)
             raise
         return self
 

@@ -142,6 +142,20 @@ async def test_serve_forever_reports_the_server_and_shutdown_stops_it() -> None:
         await anyio.connect_tcp("127.0.0.1", server.port)
 
 
+async def test_address_in_use_is_a_plain_oserror() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match="cannot bind 127.0.0.1:.*Address already in use"):
+            async with TcpServer(context(), port=port):
+                pass
+        server = TcpServer(context(), port=port)
+        with pytest.raises(OSError, match="Address already in use"):
+            await server.serve_forever()
+        assert not server.listening
+
+
 async def test_serve_tcp_function() -> None:
     async with anyio.create_task_group() as task_group:
         server = await task_group.start(lambda task_status: serve_tcp(context(), port=0, task_status=task_status))
