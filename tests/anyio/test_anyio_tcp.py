@@ -147,7 +147,7 @@ async def test_address_in_use_is_a_plain_oserror() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(OSError, match="cannot bind 127.0.0.1:.*Address already in use"):
+        with pytest.raises(OSError, match=r"cannot bind 127\.0\.0\.1:.*Address already in use"):
             async with TcpServer(context(), port=port):
                 pass
         server = TcpServer(context(), port=port)
