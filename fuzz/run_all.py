@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -150,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown targets {', '.join(unknown)}; the targets are {', '.join(TARGETS)}")
     targets = options.targets or TARGETS
+    WORK.mkdir(exist_ok=True)
+    lock = (WORK / "run_all.lock").open("w")
+    try:
+        # One run at a time: the machine is shared, and two runs would share work corpora.
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        parser.error("another run_all.py is running (fuzz/.work/run_all.lock)")
     core: Path | None = None
     if options.working_tree:
         revision = working_tree_revision()
