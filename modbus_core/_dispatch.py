@@ -16,7 +16,8 @@ become exception responses, in the order the specification gives:
    own code instead.
 
 A request that fails changes nothing; the built-in :class:`Device` checks
-whole ranges before it writes.
+whole ranges before it writes.  A PDU with function code 0x00 or 0x80
+gets no answer: no exception response to "function 0" can be encoded.
 
 The datastore may be asynchronous: a device whose operations are
 coroutines (see :class:`AsyncDevice`) makes :meth:`Dispatcher.dispatch`
@@ -508,6 +509,12 @@ class Dispatcher:
         if cls is Diagnostics:
             return self._diagnose(request)
         function_code = pdu.function_code & 0x7F
+        if function_code == 0:
+            # 0x00 (and 0x80) is no function: no exception answer to it can
+            # be encoded, let alone decoded.  (0x81-0xFF are answered 01 as
+            # their low seven bits, as libmodbus and pymodbus do.)
+            self.diagnostics.no_response()
+            return None
         response: ResponsePdu
         try:
             if cls is MalformedRequest:
@@ -596,6 +603,9 @@ class Dispatcher:
             diagnostics.no_response()
             return None
         if cls is MalformedRequest or cls is RawPdu:
+            if not pdu.function_code & 0x7F:
+                diagnostics.no_response()  # function 0: not a request at all
+                return None
             # It would have been answered with an exception: count it.
             code = pdu.exception_code if cls is MalformedRequest else ExceptionCode.ILLEGAL_FUNCTION  # type: ignore[attr-defined]
             diagnostics.completed_silently(code)

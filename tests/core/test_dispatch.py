@@ -157,8 +157,28 @@ def test_unknown_function_codes_answer_01_before_anything_else(dispatcher: Dispa
         pdu = wire(hex_pdu)
         assert isinstance(pdu, RawPdu)
         assert error_code(dispatcher, pdu) == ILLEGAL_FUNCTION
-    # A code with the exception bit set is not a request at all.
-    assert error_code(dispatcher, wire("83 02")) == ILLEGAL_FUNCTION
+
+
+def test_codes_with_the_exception_bit_answer_01_as_their_low_bits(dispatcher: Dispatcher) -> None:
+    # What libmodbus and pymodbus do: "83 02" is answered "83 01".
+    pdu = wire("83 02")
+    assert isinstance(pdu, MalformedRequest)
+    assert answer(dispatcher, pdu) == ExceptionResponse(3, ILLEGAL_FUNCTION)
+    assert answer(dispatcher, wire("FF")) == ExceptionResponse(0x7F, ILLEGAL_FUNCTION)
+
+
+@pytest.mark.parametrize("hex_pdu", ["80", "80 01", "00", "00 0000 0001", ""])
+@pytest.mark.parametrize("unit", [0, 1])
+def test_function_0_gets_no_answer(hex_pdu: str, unit: int) -> None:
+    # No exception response to "function 0" can be encoded (0x80 would be
+    # read as one) nor decoded by any client.
+    dispatcher = Dispatcher(ServerContext({1: plain_device()}), broadcast=True)
+    pdu = wire(hex_pdu)
+    assert isinstance(pdu, MalformedRequest)
+    assert ask(dispatcher, pdu, unit=unit) is None
+    assert dispatcher.diagnostics.server_message_count == 1
+    assert dispatcher.diagnostics.server_no_response_count == 1
+    assert dispatcher.diagnostics.bus_exception_error_count == 0
 
 
 def test_an_empty_table_answers_every_address_with_02() -> None:
