@@ -23,7 +23,7 @@ from . import _pdu
 from ._diagnostics import ServerDiagnostics
 from ._errors import LocalProtocolError
 from ._events import NEED_DATA, DropCause, FrameDropped, NeedData, Request, Response, _make_response
-from ._framing import REQUEST, RESPONSE, AsciiFramer, Framer, MbapFramer, RtuFramer
+from ._framing import REQUEST, RESPONSE, AsciiFramer, Buffer, Framer, MbapFramer, RtuFramer
 from ._functions import DEFAULT_FUNCTIONS, FunctionTable
 from ._pdu import (
     Diagnostics,
@@ -73,7 +73,7 @@ class _Connection:
         """The function table used to decode PDUs."""
         return self._functions
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> None:
+    def receive_data(self, data: Buffer, now: float = 0.0) -> None:
         """Feed bytes that arrived at time *now* (seconds, monotonic).
 
         With ``echo=True`` the bytes this side sent and the line echoed back
@@ -83,7 +83,7 @@ class _Connection:
             data = self._strip_echo(data)
         self._framer.receive_data(data, now)
 
-    def _strip_echo(self, data: bytes) -> bytes:
+    def _strip_echo(self, data: Buffer) -> Buffer:
         expected = self._expected_echo
         size = min(len(data), len(expected))
         if data[:size] == expected[:size]:
@@ -179,7 +179,7 @@ class ServerConnection(_Connection):
     def __repr__(self) -> str:
         return f"ServerConnection({self._framer!r})"
 
-    def receive_data(self, data: bytes, now: float = 0.0) -> None:
+    def receive_data(self, data: Buffer, now: float = 0.0) -> None:
         """Feed bytes that arrived at time *now* (seconds, monotonic).
 
         With ``echo=True`` the bytes this side sent and the line echoed back

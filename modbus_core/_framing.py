@@ -43,6 +43,9 @@ RESPONSE = 2
 Frame: TypeAlias = tuple[int, int, bytes, int]
 """``(unit, transaction_id, pdu, kind)``."""
 
+Buffer: TypeAlias = bytes | bytearray | memoryview
+"""What ``receive_data`` accepts: whatever a transport's read returns."""
+
 _MBAP = struct.Struct(">HHHB")
 MAX_RTU_FRAME = 256
 MAX_ASCII_FRAME = 513
@@ -72,7 +75,7 @@ class Framer(abc.ABC):
         self._functions = functions
 
     @abc.abstractmethod
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: Buffer, now: float) -> None:
         """Append bytes that arrived at time *now* (the arrival of the last byte)."""
 
     @abc.abstractmethod
@@ -144,11 +147,13 @@ class MbapFramer(Framer):
         """Seconds a partial ADU may wait for the rest of its bytes (None: forever)."""
         return self._frame_timeout
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: Buffer, now: float) -> None:
+        if data.__class__ is not bytes:
+            data = bytes(data)
         if self._datagram:
-            self._receive_datagram(bytes(data))
+            self._receive_datagram(data)
         elif self._start >= len(self._data):
-            self._data = data if data.__class__ is bytes else bytes(data)
+            self._data = data
             self._start = 0
             self._partial_since = self._last = now
         else:
@@ -263,8 +268,6 @@ class RtuFramer(Framer):
         "_last",
         "_orders",
         "_ready",
-        "_run",
-        "_run_cause",
         "_start",
         "_strict",
         "baudrate",
@@ -289,8 +292,6 @@ class RtuFramer(Framer):
         self._last = -math.inf
         self._early = False  # the frame in the buffer began too soon (strict)
         self._ready: deque[Frame | FrameDropped] = deque()  # parsed when silence ended the data
-        self._run = bytearray()  # garbage being skipped, reported as one drop
-        self._run_cause = DropCause.GARBAGE
         self._end_cause = DropCause.INCOMPLETE  # why a frame cut short by silence is dropped
         self._crc_tables = crc_tables()  # built now, not on the first frame
         self._orders = self._make_orders(DEFAULT_FUNCTIONS)
@@ -322,9 +323,11 @@ class RtuFramer(Framer):
         responses = (RESPONSE, functions.response_rules)
         return ((requests, responses), (responses, requests))  # indexed by expect_response
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: Buffer, now: float) -> None:
         if not data:
             return
+        if data.__class__ is not bytes:
+            data = bytes(data)
         if self._datagram:
             self._data = self._data[self._start :] + data
             self._start = 0
@@ -340,7 +343,7 @@ class RtuFramer(Framer):
             if self._strict:
                 first_byte = now - (len(data) - 1) * self._char_time
                 self._early = first_byte - self._char_time - self._last < self.t3_5
-            self._data = data if data.__class__ is bytes else bytes(data)
+            self._data = data
         self._start = 0
         self._last = now
 
@@ -351,7 +354,7 @@ class RtuFramer(Framer):
         # buffer's start whose CRC checks out.  Anything else: _parse.
         data = self._data
         start = self._start
-        if len(data) - start >= 4 and not self._run and not self._early:
+        if len(data) - start >= 4 and not self._early:
             kind, rules = self._orders[self.expect_response][0]
             length = rules[data[start + 1]]
             if length.__class__ is int and length > 0 and start + length + 3 <= len(data):
@@ -395,40 +398,36 @@ class RtuFramer(Framer):
             self._ready.append(item)
         self._early = False
 
-    def _take_run(self) -> FrameDropped:
-        dropped = FrameDropped(self._run_cause, bytes(self._run))
-        self._run.clear()
-        self._run_cause = DropCause.GARBAGE
-        return dropped
-
-    def _skip(self, count: int, cause: DropCause) -> None:
-        if not self._run:
-            self._run_cause = cause
-        start = self._start
-        self._run += self._data[start : start + count]
-        self._start = start + count
-
     def _parse(self, at_end: bool) -> Frame | FrameDropped | None:
-        """The next frame at the buffer's start; *at_end*: silence followed the buffer."""
+        """The next frame, or the bytes skipped before one; *at_end*: silence followed the buffer.
+
+        Bytes that start no frame are skipped one at a time and reported
+        together, as one drop, before the frame after them; the cause is
+        what the preferred reading of the first of them found.
+        """
         byte_table, word_table = self._crc_tables
+        data = self._data
+        end = len(data)
+        skipped_from = self._start
+        cause = DropCause.GARBAGE
         while True:
-            data = self._data
             start = self._start
-            end = len(data)
             size = end - start
             if size < 4:
                 if at_end and size:
-                    self._skip(size, DropCause.TOO_SHORT)
-                if self._run and (at_end or not size):
-                    return self._take_run()
-                return None
+                    if start == skipped_from:
+                        cause = DropCause.TOO_SHORT
+                    self._start = end
+                break
             code = data[start + 1]
-            waiting = checksum_failed = False
+            waiting = False
+            verdict = None
             for kind, rules in self._orders[self.expect_response]:
                 rule = rules[code]
                 length = rule if rule.__class__ is int else rule(data, start + 1, end)  # type: ignore[operator]
                 if length is None:
                     waiting = True
+                    verdict = verdict or (self._end_cause if at_end else DropCause.GARBAGE)
                     continue
                 if length > 0:
                     total = length + 3
@@ -436,31 +435,38 @@ class RtuFramer(Framer):
                         continue
                     if size < total:
                         waiting = True
+                        verdict = verdict or (self._end_cause if at_end else DropCause.GARBAGE)
                         continue
                     if crc_update(0xFFFF, data, start, total, byte_table, word_table):
-                        checksum_failed = True
+                        verdict = verdict or DropCause.CHECKSUM
                         continue
                 elif length == BY_SILENCE:
                     if not at_end and size < MAX_RTU_FRAME:
                         waiting = True
+                        verdict = verdict or DropCause.GARBAGE
                         continue
                     found = _silence_frame_length(data, start, end, at_end, byte_table)
                     if found is None:
-                        checksum_failed = True
+                        verdict = verdict or DropCause.CHECKSUM
                         continue
                     total = found
-                else:  # INVALID
+                else:  # INVALID: no such frame starts with these bytes
                     continue
-                if self._run:
-                    return self._take_run()  # the frame stays in the buffer for the next call
+                if start > skipped_from:
+                    break  # report the skipped bytes first; the frame stays for the next call
                 return self._frame(start, total, kind)
-            if waiting and not at_end and size < MAX_RTU_FRAME:
-                return None
-            # Nothing can start at the buffer's first byte: skip it and look again.
-            if checksum_failed:
-                self._skip(1, DropCause.CHECKSUM)
             else:
-                self._skip(1, self._end_cause if waiting else DropCause.GARBAGE)
+                if waiting and not at_end and size < MAX_RTU_FRAME:
+                    break
+                # Nothing can start at this byte: skip it and look again.
+                if start == skipped_from:
+                    cause = verdict or DropCause.GARBAGE
+                self._start = start + 1
+                continue
+            break
+        if self._start > skipped_from:
+            return FrameDropped(cause, data[skipped_from : self._start])
+        return None
 
     def _frame(self, start: int, total: int, kind: int) -> Frame | FrameDropped:
         data = self._data
@@ -528,7 +534,7 @@ class AsciiFramer(Framer):
         """The inter-character timeout, in seconds."""
         return self._timeout
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: Buffer, now: float) -> None:
         if not data:
             return
         if self._buffer and now - self._last > self._timeout:

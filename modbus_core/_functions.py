@@ -556,7 +556,8 @@ class CustomPdu(Protocol):
 
     function_code: int
 
-    def encode(self) -> bytes: ...
+    def encode(self) -> bytes:
+        """Return the PDU as bytes, function code first."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

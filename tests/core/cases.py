@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from modbus_core import (
+    ClientConnection,
     DeviceIdCode,
     Diagnostics,
     DiagnosticsResponse,
     DiagnosticSubFunction,
+    Event,
     ExceptionCode,
     ExceptionResponse,
     FileRecord,
@@ -33,6 +35,7 @@ from modbus_core import (
     GetCommEventLogResponse,
     MaskWriteRegister,
     MaskWriteRegisterResponse,
+    NeedData,
     RawPdu,
     ReadCoils,
     ReadCoilsResponse,
@@ -56,6 +59,7 @@ from modbus_core import (
     ReportServerIdResponse,
     RequestPdu,
     ResponsePdu,
+    ServerConnection,
     WriteFileRecord,
     WriteFileRecordResponse,
     WriteMultipleCoils,
@@ -744,3 +748,60 @@ MALFORMED_RESPONSES: tuple[tuple[str, bytes], ...] = (
     ("fc43/14 too long", _hex("2B0E01010000" + "01" + "00FF") + bytes(255)),
     ("fc08 data too long", _hex("080000") + bytes(251)),
 )
+
+
+# --------------------------------------------------------------------------
+# driving connections
+
+
+def drain(connection: ServerConnection | ClientConnection) -> list[Event]:
+    """Every event the connection has ready (a bounded loop: each event consumes bytes)."""
+    events: list[Event] = []
+    for _ in range(10_000):
+        event = connection.next_event()
+        if isinstance(event, NeedData):
+            return events
+        events.append(event)
+    raise AssertionError("next_event() never returned NEED_DATA")
+
+
+def feed(
+    connection: ServerConnection | ClientConnection, chunks: Iterable[tuple[bytes, float]], *, settle: bool = True
+) -> list[Event]:
+    """Feed ``(bytes, arrival time)`` chunks, collecting events after each one.
+
+    *settle*: then let the connection's deadline pass (silence on a serial
+    line ends a frame that only silence can end).
+    """
+    events: list[Event] = drain(connection)
+    for data, now in chunks:
+        connection.receive_data(data, now)
+        events += drain(connection)
+    if settle:
+        deadline = connection.next_deadline()
+        if deadline is not None:
+            connection.handle_timeout(deadline)
+            events += drain(connection)
+    return events
+
+
+def char_time(baudrate: int) -> float:
+    return 11.0 / baudrate
+
+
+def whole(wire: bytes | bytearray | memoryview, start: float = 1.0) -> list[tuple[bytes, float]]:
+    return [(wire, start)]  # type: ignore[list-item]
+
+
+def bytewise(wire: bytes, start: float = 1.0, baudrate: int = 19200) -> list[tuple[bytes, float]]:
+    """One byte at a time, each arriving one character time after the one before."""
+    step = char_time(baudrate)
+    return [(wire[index : index + 1], start + index * step) for index in range(len(wire))]
+
+
+def split(wire: bytes, at: int, gap: float, start: float = 1.0, baudrate: int = 19200) -> list[tuple[bytes, float]]:
+    """Two chunks with *gap* seconds of silence between the end of the first and the start of the second."""
+    step = char_time(baudrate)
+    first_end = start + (at - 1) * step
+    second_start = first_end + gap + step
+    return [(wire[:at], first_end), (wire[at:], second_start + (len(wire) - at - 1) * step)]

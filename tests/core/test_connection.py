@@ -1,0 +1,415 @@
+"""Connections: every exchange of the case table through MBAP, RTU and ASCII,
+on the server and on the client side, fed whole, byte by byte and followed
+by the next frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cases import (
+    EXCHANGES,
+    MALFORMED_REQUESTS,
+    RAW_REQUESTS,
+    Exchange,
+    ascii_frame,
+    bytewise,
+    feed,
+    mbap,
+    rtu,
+    whole,
+)
+
+from modbus_core import (
+    AsciiFramer,
+    ClientConnection,
+    Diagnostics,
+    DiagnosticSubFunction,
+    DropCause,
+    Event,
+    ExceptionResponse,
+    FrameDropped,
+    Framer,
+    FunctionTable,
+    LocalProtocolError,
+    MalformedRequest,
+    MbapFramer,
+    RawPdu,
+    ReadCoils,
+    ReadCoilsResponse,
+    ReadDiscreteInputs,
+    ReadDiscreteInputsResponse,
+    ReadExceptionStatus,
+    ReadHoldingRegisters,
+    ReadHoldingRegistersResponse,
+    Request,
+    RequestPdu,
+    Response,
+    RtuFramer,
+    ServerConnection,
+    ServerDiagnostics,
+    WriteSingleRegister,
+)
+
+UNIT = 17
+NEXT_UNIT = 18
+NEXT_REQUEST = ReadHoldingRegisters(107, 3)
+NEXT_REQUEST_WIRE = bytes.fromhex("03006B0003")
+NEXT_RESPONSE = ReadHoldingRegistersResponse((0x022B, 0x0000, 0x0064))
+NEXT_RESPONSE_WIRE = bytes.fromhex("0306022B00000064")
+
+
+class Framing:
+    """How one framing wraps a PDU, written independently of the framers."""
+
+    def __init__(self, name: str, make: Callable[[], Framer], wrap: Callable[[int, int, bytes], bytes]) -> None:
+        self.name = name
+        self.make = make
+        self.wrap = wrap
+        self.serial = name != "mbap"
+
+    def transaction_id(self, value: int) -> int:
+        return 0 if self.serial else value
+
+
+FRAMINGS = [
+    Framing("mbap", MbapFramer, lambda transaction_id, unit, pdu: mbap(transaction_id, unit, pdu)),
+    Framing("rtu", lambda: RtuFramer(19200), lambda transaction_id, unit, pdu: rtu(unit, pdu)),
+    Framing("ascii", AsciiFramer, lambda transaction_id, unit, pdu: ascii_frame(unit, pdu)),
+]
+MODES = ["whole", "bytewise", "trailing"]
+
+
+def chunks(framing: Framing, mode: str, wire: bytes, next_wire: bytes, by_silence: bool) -> list[tuple[bytes, float]]:
+    if mode == "whole":
+        return whole(wire)
+    if mode == "bytewise":
+        return bytewise(wire)
+    if framing.name == "rtu" and by_silence:
+        # Only silence ends such a frame: the next one comes after a pause.
+        return [(wire, 1.0), (next_wire, 1.5)]
+    return whole(wire + next_wire)
+
+
+def _params(exchanges: list[Exchange]) -> list[Any]:
+    return [
+        pytest.param(exchange, framing, mode, id=f"{framing.name}-{mode}-{exchange.name}")
+        for exchange in exchanges
+        for framing in FRAMINGS
+        for mode in MODES
+    ]
+
+
+@pytest.mark.parametrize(("exchange", "framing", "mode"), _params(list(EXCHANGES)))
+def test_server_receives_and_answers(exchange: Exchange, framing: Framing, mode: str) -> None:
+    server = ServerConnection(framing.make())
+    transaction_id = framing.transaction_id(0x0102)
+    next_transaction_id = framing.transaction_id(0x0103)
+    wire = framing.wrap(transaction_id, UNIT, exchange.request_wire)
+    next_wire = framing.wrap(next_transaction_id, NEXT_UNIT, NEXT_REQUEST_WIRE)
+    expected: list[Event] = [Request(exchange.request, UNIT, transaction_id)]
+    if mode == "trailing":
+        expected.append(Request(NEXT_REQUEST, NEXT_UNIT, next_transaction_id))
+    assert feed(server, chunks(framing, mode, wire, next_wire, exchange.rtu_by_silence)) == expected
+    if exchange.response is not None:
+        response = Response(exchange.response, UNIT, transaction_id)
+        assert server.send(response) == framing.wrap(transaction_id, UNIT, exchange.response_wire)
+
+
+@pytest.mark.parametrize(
+    ("exchange", "framing", "mode"), _params([exchange for exchange in EXCHANGES if exchange.response is not None])
+)
+def test_client_sends_and_matches_the_answer(exchange: Exchange, framing: Framing, mode: str) -> None:
+    client = ClientConnection(framing.make())
+    request = client.request(exchange.request, UNIT)
+    next_request = client.request(NEXT_REQUEST, NEXT_UNIT)
+    transaction_id = request.transaction_id
+    assert transaction_id == framing.transaction_id(1)
+    assert client.send(request) == framing.wrap(transaction_id, UNIT, exchange.request_wire)
+    client.send(next_request)
+    assert client.pending == (request, next_request)
+    wire = framing.wrap(transaction_id, UNIT, exchange.response_wire)
+    next_wire = framing.wrap(next_request.transaction_id, NEXT_UNIT, NEXT_RESPONSE_WIRE)
+    assert exchange.response is not None
+    expected: list[Event] = [Response(exchange.response, UNIT, transaction_id)]
+    if mode == "trailing":
+        expected.append(Response(NEXT_RESPONSE, NEXT_UNIT, next_request.transaction_id))
+    assert feed(client, chunks(framing, mode, wire, next_wire, exchange.rtu_by_silence)) == expected
+    remaining: tuple[Request, ...] = () if mode == "trailing" else (next_request,)
+    assert client.pending == remaining
+
+
+def test_broadcast_and_listen_only_requests_expect_no_answer() -> None:
+    for framer in (RtuFramer(), AsciiFramer()):
+        client = ClientConnection(framer)
+        client.send(client.request(WriteSingleRegister(1, 2), 0))
+        client.send(client.request(Diagnostics(DiagnosticSubFunction.FORCE_LISTEN_ONLY_MODE), 1))
+        assert client.pending == ()
+    # On TCP unit 0 is an ordinary unit.
+    client = ClientConnection(MbapFramer())
+    request = client.request(WriteSingleRegister(1, 2), 0)
+    client.send(request)
+    assert client.pending == (request,)
+
+
+# --------------------------------------------------------------------------
+# malformed and unknown requests reach the server, never silently dropped
+
+
+def _malformed_params() -> list[Any]:
+    return [
+        pytest.param(wire, code, framing, id=f"{framing.name}-{name}")
+        for name, wire, code in MALFORMED_REQUESTS
+        if 0 < len(wire) <= 253
+        for framing in FRAMINGS
+    ]
+
+
+@pytest.mark.parametrize(("wire", "code", "framing"), _malformed_params())
+def test_malformed_request_reaches_the_server(wire: bytes, code: int, framing: Framing) -> None:
+    server = ServerConnection(framing.make())
+    transaction_id = framing.transaction_id(7)
+    events = feed(server, whole(framing.wrap(transaction_id, UNIT, wire)))
+    expected = Request(MalformedRequest(wire[0], code, wire[1:]), UNIT, transaction_id)
+    if framing.name == "rtu" and events != [expected]:
+        # On a serial line a frame whose length its function code denies is
+        # noise (dropped and counted) or, where it reads as one, another
+        # server's response (skipped): never answered.
+        assert FunctionTable().request_length(wire, 0, len(wire)) != len(wire)
+        assert all(isinstance(event, FrameDropped) for event in events)
+        return
+    assert events == [expected]
+    answer = expected.exception(code)
+    assert server.send(answer) == framing.wrap(transaction_id, UNIT, bytes((wire[0] | 0x80, code)))
+
+
+@pytest.mark.parametrize(
+    ("wire", "pdu", "framing"),
+    [
+        pytest.param(wire, pdu, framing, id=f"{framing.name}-{name}")
+        for name, wire, pdu in RAW_REQUESTS
+        for framing in FRAMINGS
+    ],
+)
+def test_unknown_request_reaches_the_server(wire: bytes, pdu: RawPdu, framing: Framing) -> None:
+    server = ServerConnection(framing.make())
+    transaction_id = framing.transaction_id(9)
+    events = feed(server, whole(framing.wrap(transaction_id, UNIT, wire)))
+    assert events == [Request(pdu, UNIT, transaction_id)]
+
+
+# --------------------------------------------------------------------------
+# the server side
+
+
+def test_server_sends_only_responses() -> None:
+    server = ServerConnection(MbapFramer())
+    with pytest.raises(LocalProtocolError, match="Response"):
+        server.send(Request(ReadHoldingRegisters(0, 1), 1))  # type: ignore[arg-type]
+    assert repr(server) == "ServerConnection(MbapFramer(datagram=False, frame_timeout=None))"
+    assert isinstance(server.framer, MbapFramer)
+
+
+def test_server_answers_only_its_units_on_tcp() -> None:
+    server = ServerConnection(MbapFramer(), units={1, 2})
+    wire = b"".join(mbap(unit, unit, NEXT_REQUEST_WIRE) for unit in (1, 3, 2, 0, 255))
+    assert feed(server, whole(wire)) == [Request(NEXT_REQUEST, 1, 1), Request(NEXT_REQUEST, 2, 2)]
+
+
+def test_server_counts_what_it_sees_on_the_line() -> None:
+    diagnostics = ServerDiagnostics()
+    server = ServerConnection(RtuFramer(), units={1}, diagnostics=diagnostics)
+    bad = bytearray(rtu(1, NEXT_REQUEST_WIRE))
+    bad[3] ^= 1
+    line = rtu(2, NEXT_REQUEST_WIRE) + rtu(2, NEXT_RESPONSE_WIRE) + rtu(1, NEXT_REQUEST_WIRE)
+    events = feed(server, [(line, 1.0), (bytes(bad), 2.0)])
+    assert events[0] == Request(NEXT_REQUEST, 1)
+    assert all(isinstance(event, FrameDropped) for event in events[1:])
+    assert diagnostics.bus_message_count == 3  # every good frame, for any unit
+    assert diagnostics.bus_communication_error_count == len(events) - 1
+
+
+def test_server_with_echo_and_pipelined_tcp_requests() -> None:
+    server = ServerConnection(MbapFramer(), echo=True)
+    [request] = feed(server, whole(mbap(1, 1, NEXT_REQUEST_WIRE)))
+    assert isinstance(request, Request)
+    answer = server.send(request.reply(NEXT_RESPONSE))
+    assert feed(server, whole(answer + mbap(2, 1, NEXT_REQUEST_WIRE))) == [Request(NEXT_REQUEST, 1, 2)]
+
+
+# --------------------------------------------------------------------------
+# the whole-frame cache
+
+
+def test_repeated_polls_with_new_transaction_ids() -> None:
+    server = ServerConnection(MbapFramer())
+    for transaction_id in range(1, 600):
+        unit = transaction_id % 3
+        assert feed(server, whole(mbap(transaction_id, unit, NEXT_REQUEST_WIRE))) == [
+            Request(NEXT_REQUEST, unit, transaction_id)
+        ]
+
+
+def test_cache_stays_bounded_and_correct_over_many_distinct_requests() -> None:
+    tcp = ServerConnection(MbapFramer())
+    serial = ServerConnection(RtuFramer())
+    for round_ in range(2):
+        for address in range(700):
+            pdu = ReadCoils(address, 1 + round_)
+            wire = pdu.encode()
+            assert feed(tcp, whole(mbap(address, 1, wire))) == [Request(pdu, 1, address)]
+            assert feed(serial, whole(rtu(1, wire), float(address))) == [Request(pdu, 1)]
+
+
+def test_cached_frame_waits_for_events_before_it() -> None:
+    server = ServerConnection(MbapFramer())
+    wire = mbap(1, 1, NEXT_REQUEST_WIRE)
+    feed(server, whole(wire))
+    # Two reads before the adapter asks for events: both come, in order.
+    server.receive_data(mbap(2, 1, NEXT_REQUEST_WIRE), 0.0)
+    server.receive_data(mbap(3, 1, NEXT_REQUEST_WIRE), 0.0)
+    assert feed(server, []) == [Request(NEXT_REQUEST, 1, 2), Request(NEXT_REQUEST, 1, 3)]
+    # After a partial ADU, a read that completes it is no cached frame.
+    server.receive_data(wire[:3], 0.0)
+    assert feed(server, whole(wire[3:])) == [Request(NEXT_REQUEST, 1, 1)]
+
+
+def test_rtu_frame_after_queued_drops_keeps_its_place() -> None:
+    server = ServerConnection(RtuFramer())
+    frame = rtu(1, NEXT_REQUEST_WIRE)
+    feed(server, whole(frame))
+    server.receive_data(b"\x01\x03\x00", 2.0)
+    server.handle_timeout(3.0)  # silence: the fragment is dropped, but nobody asked yet
+    server.receive_data(frame, 4.0)
+    assert feed(server, []) == [FrameDropped(DropCause.TOO_SHORT, b"\x01\x03\x00"), Request(NEXT_REQUEST, 1)]
+
+
+def test_rtu_frames_that_silence_ends_are_never_served_early() -> None:
+    server = ServerConnection(RtuFramer())
+    echo = rtu(1, bytes.fromhex("0800001234"))
+    expected = Request(Diagnostics(0, bytes.fromhex("1234")), 1)
+    for now in (1.0, 2.0):
+        server.receive_data(echo, now)
+        assert feed(server, [], settle=False) == []  # the echo might go on
+        assert feed(server, []) == [expected]
+
+
+def test_same_request_for_several_units() -> None:
+    for framing in FRAMINGS:
+        server = ServerConnection(framing.make())
+        for _ in range(3):
+            for unit in (1, 2, 3):
+                wire = framing.wrap(5, unit, NEXT_REQUEST_WIRE)
+                assert feed(server, whole(wire)) == [Request(NEXT_REQUEST, unit, framing.transaction_id(5))]
+
+
+# --------------------------------------------------------------------------
+# the client side
+
+
+def test_transaction_ids() -> None:
+    client = ClientConnection(MbapFramer())
+    first = client.request(NEXT_REQUEST)
+    assert (first.unit, first.transaction_id) == (1, 1)
+    assert client.request(NEXT_REQUEST).transaction_id == 2  # nothing sent: ids still advance
+    client = ClientConnection(MbapFramer())
+    pdu = ReadExceptionStatus()
+    sent = []
+    for _ in range(0x10000):
+        request = client.request(pdu)
+        client.send(request)
+        sent.append(request.transaction_id)
+    # Every id once, wrapping around after 0xFFFF.
+    assert sent == [*range(1, 0x10000), 0]
+    with pytest.raises(LocalProtocolError, match="65536"):
+        client.request(pdu)
+    # Ids still pending are skipped; other units have their own.
+    client.cancel(Request(pdu, 1, 7))
+    assert client.request(pdu).transaction_id == 7
+    assert client.request(pdu, unit=2).transaction_id == 8
+
+
+def test_client_misuse() -> None:
+    client = ClientConnection(MbapFramer())
+    with pytest.raises(LocalProtocolError, match="Request"):
+        client.send(Response(NEXT_RESPONSE, 1))  # type: ignore[arg-type]
+    request = client.request(NEXT_REQUEST)
+    client.send(request)
+    with pytest.raises(LocalProtocolError, match="still pending"):
+        client.send(request)
+    serial = ClientConnection(RtuFramer())
+    assert serial.request(NEXT_REQUEST, 3) == Request(NEXT_REQUEST, 3, 0)
+    with pytest.raises(LocalProtocolError, match="transaction id"):
+        serial.send(Request(NEXT_REQUEST, 3, 1))
+    # A request that cannot be encoded is not left pending.
+    with pytest.raises(LocalProtocolError):
+        serial.send(Request(MalformedRequest(0x41, 1, bytes(300)), 3))
+    assert serial.pending == ()
+
+
+def test_cancel() -> None:
+    client = ClientConnection(MbapFramer())
+    request = client.request(NEXT_REQUEST)
+    client.send(request)
+    client.cancel(request)
+    client.cancel(request)
+    assert client.pending == ()
+    assert repr(client) == "ClientConnection(MbapFramer(datagram=False, frame_timeout=None), pending=0)"
+    assert feed(client, whole(mbap(1, 1, NEXT_RESPONSE_WIRE))) == [
+        FrameDropped(DropCause.UNEXPECTED, NEXT_RESPONSE_WIRE, "unit 1, transaction 1")
+    ]
+
+
+def _client_with(pdu: RequestPdu) -> tuple[ClientConnection, Request]:
+    client = ClientConnection(MbapFramer())
+    request = client.request(pdu)
+    client.send(request)
+    return client, request
+
+
+def test_response_of_another_function_is_unexpected() -> None:
+    client, request = _client_with(NEXT_REQUEST)
+    wire = bytes.fromhex("0402000A")
+    assert feed(client, whole(mbap(1, 1, wire))) == [FrameDropped(DropCause.UNEXPECTED, wire, "function 4 answers 3")]
+    assert client.pending == (request,)  # the right answer may still come
+    assert feed(client, whole(mbap(1, 1, NEXT_RESPONSE_WIRE))) == [Response(NEXT_RESPONSE, 1, 1)]
+
+
+def test_malformed_response_is_dropped_and_ends_the_wait() -> None:
+    client, _ = _client_with(NEXT_REQUEST)
+    wire = bytes.fromhex("0303000102")
+    [event] = feed(client, whole(mbap(1, 1, wire)))
+    assert isinstance(event, FrameDropped)
+    assert event.cause == DropCause.MALFORMED
+    assert event.data == wire
+    assert client.pending == ()
+
+
+@pytest.mark.parametrize(
+    ("pdu", "wire"),
+    [
+        (ReadCoils(0, 3), "01020000"),  # 16 bits for 3
+        (ReadCoils(0, 9), "010100"),  # 8 bits for 9
+        (ReadDiscreteInputs(0, 17), "02020000"),
+    ],
+)
+def test_bit_count_must_answer_the_request(pdu: RequestPdu, wire: str) -> None:
+    client, _ = _client_with(pdu)
+    [event] = feed(client, whole(mbap(1, 1, bytes.fromhex(wire))))
+    assert isinstance(event, FrameDropped)
+    assert event.cause == DropCause.MALFORMED
+    assert client.pending == ()
+
+
+def test_bit_responses_are_trimmed_to_the_request() -> None:
+    client, _ = _client_with(ReadDiscreteInputs(0, 9))
+    assert feed(client, whole(mbap(1, 1, bytes.fromhex("0202FF01")))) == [
+        Response(ReadDiscreteInputsResponse((True,) * 9), 1, 1)
+    ]
+    client, _ = _client_with(ReadCoils(0, 2))
+    assert feed(client, whole(mbap(1, 1, bytes.fromhex("8102")))) == [Response(ExceptionResponse(1, 2), 1, 1)]
+    client, _ = _client_with(ReadCoils(0, 8))
+    assert feed(client, whole(mbap(1, 1, bytes.fromhex("010155")))) == [
+        Response(ReadCoilsResponse((True, False) * 4), 1, 1)
+    ]
