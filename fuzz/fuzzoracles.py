@@ -452,6 +452,8 @@ class Ledger:
 
     def account(self, segment: bytes, what: str, *, is_frame: bool) -> None:
         """The framer's next output covers *segment*, which must come next in the input."""
+        if not segment:
+            return  # an empty datagram, dropped: it takes no place in the input
         start = self.cursor
         expect(
             self.fed[start : start + len(segment)] == segment,
