@@ -425,9 +425,12 @@ class Dispatcher:
             diagnostics.no_response()  # listen-only: monitor, execute nothing but 08/01
             return None
         if device is None:
+            function_code = pdu.function_code & 0x7F
+            if not function_code:
+                diagnostics.no_response()  # function 0: no answer can be encoded (see _execute_locally)
+                return None
             return self._conclude(
-                request,
-                _make_exception(pdu.function_code & 0x7F, ExceptionCode.GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND),
+                request, _make_exception(function_code, ExceptionCode.GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND)
             )
         if device.__class__ is Device:
             fast = _DEVICE_FAST_PATH.get(pdu.__class__)

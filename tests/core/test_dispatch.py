@@ -168,7 +168,7 @@ def test_codes_with_the_exception_bit_answer_01_as_their_low_bits(dispatcher: Di
 
 
 @pytest.mark.parametrize("hex_pdu", ["80", "80 01", "00", "00 0000 0001", ""])
-@pytest.mark.parametrize("unit", [0, 1])
+@pytest.mark.parametrize("unit", [0, 1, 2])  # broadcast, a device, a missing unit (no 0B either)
 def test_function_0_gets_no_answer(hex_pdu: str, unit: int) -> None:
     # No exception response to "function 0" can be encoded (0x80 would be
     # read as one) nor decoded by any client.
