@@ -24,12 +24,14 @@ from ._diagnostics import ServerDiagnostics
 from ._errors import LocalProtocolError
 from ._events import NEED_DATA, DropCause, FrameDropped, NeedData, Request, Response, _make_response
 from ._framing import REQUEST, RESPONSE, AsciiFramer, Buffer, Framer, MbapFramer, RtuFramer
-from ._functions import DEFAULT_FUNCTIONS, FunctionTable
+from ._functions import BY_SILENCE, DEFAULT_FUNCTIONS, FunctionTable
 from ._pdu import (
     Diagnostics,
     DiagnosticsResponse,
     DiagnosticSubFunction,
+    ReadCoils,
     ReadCoilsResponse,
+    ReadDiscreteInputs,
     ReadDiscreteInputsResponse,
     RequestPdu,
     mutable_twin,
@@ -294,9 +296,9 @@ class ServerConnection(_Connection):
         if kind == RESPONSE:
             # Another server's answer, unless it is addressed to us and reads
             # as a request just as well (the frame after a request that was
-            # not answered).
+            # not answered): framed by its length, or by silence.
             self._framer.expect_response = False
-            return ours and self._functions.request_length(pdu, 0, len(pdu)) == len(pdu)
+            return ours and self._functions.request_length(pdu, 0, len(pdu)) in (len(pdu), BY_SILENCE)
         self._framer.expect_response = not ours and unit != 0
         return ours
 
@@ -312,7 +314,7 @@ class ServerConnection(_Connection):
         return self._sent(framer.encode(response.unit, response.transaction_id, pdu.encode()))
 
     def _delimiter_changed(self, pdu: DiagnosticsResponse) -> None:
-        if pdu.sub_function == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER and pdu.data:
+        if pdu.sub_function == DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER:
             delimiter = pdu.data[0]
             self._framer.input_delimiter = delimiter  # type: ignore[attr-defined]
             if self._diagnostics is not None:
@@ -409,8 +411,12 @@ class ClientConnection(_Connection):
         expected = request.pdu.function_code
         if response.function_code != expected:
             return FrameDropped(DropCause.UNEXPECTED, pdu, f"function {response.function_code} answers {expected}")
-        if response.__class__ in (ReadCoilsResponse, ReadDiscreteInputsResponse):
-            count: int = request.pdu.count  # type: ignore[attr-defined]
+        if response.__class__ in (ReadCoilsResponse, ReadDiscreteInputsResponse) and isinstance(
+            request.pdu, ReadCoils | ReadDiscreteInputs
+        ):
+            # Padding is told from data by the count asked for (a raw or
+            # malformed request, forwarded by a gateway, leaves it as it is).
+            count = request.pdu.count
             values: tuple[bool, ...] = response.values
             if len(values) < count or len(values) - count >= 8:
                 del self._pending[key]

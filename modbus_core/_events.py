@@ -43,11 +43,12 @@ class Request:
         return _make_response(pdu, self.unit, self.transaction_id)
 
     def exception(self, code: int) -> Response:
-        """The :class:`Response` that answers this request with exception *code*."""
-        _check_int("exception code", code, 0, 0xFF)
-        # Not the checked constructor: a request with function code 0 (a
-        # MalformedRequest) is answered too, with 0x80.
-        return _make_response(_make_exception(self.pdu.function_code & 0x7F, code), self.unit, self.transaction_id)
+        """The :class:`Response` that answers this request with exception *code*.
+
+        A request with function code 0x00 or 0x80 (a :class:`MalformedRequest`)
+        has no exception response: :class:`LocalProtocolError`.
+        """
+        return _make_response(ExceptionResponse(self.pdu.function_code & 0x7F, code), self.unit, self.transaction_id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

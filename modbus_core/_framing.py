@@ -282,7 +282,7 @@ class RtuFramer(Framer):
         self.baudrate = baudrate
         self._char_time, self.t1_5, self.t3_5 = _serial_times(baudrate)
         self._strict = strict_timing and not datagram
-        self._gap = self.t1_5 if strict_timing else max(self.t3_5, TOLERANT_GAP)
+        self._gap = self.t1_5 if self._strict else max(self.t3_5, TOLERANT_GAP)
         self._datagram = datagram
         # The bytes not yet framed are self._data[self._start:].
         self._data = b""
@@ -520,7 +520,7 @@ class AsciiFramer(Framer):
         self.input_delimiter = input_delimiter
         self._buffer = bytearray()
         self._last = 0.0
-        self._ready: deque[FrameDropped] = deque()
+        self._ready: deque[Frame | FrameDropped] = deque()  # what silence completed
 
     def __repr__(self) -> str:
         return f"AsciiFramer(timeout={self._timeout}, input_delimiter={self.input_delimiter:#04x})"
@@ -553,6 +553,9 @@ class AsciiFramer(Framer):
             self._drop_partial()
 
     def _drop_partial(self) -> None:
+        """Silence: the frames in the buffer are done, the rest will never be."""
+        while (item := self._parse()) is not None:
+            self._ready.append(item)
         partial = bytes(self._buffer)
         self._buffer.clear()
         if partial.strip():
@@ -561,6 +564,9 @@ class AsciiFramer(Framer):
     def next_frame(self) -> Frame | FrameDropped | None:
         if self._ready:
             return self._ready.popleft()
+        return self._parse()
+
+    def _parse(self) -> Frame | FrameDropped | None:
         buffer = self._buffer
         start = buffer.find(b":")
         if start != 0:

@@ -595,7 +595,12 @@ class Diagnostics(RequestPdu):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DiagnosticsResponse(ResponsePdu):
-    """08 response: the sub-function and its data (an echo or a counter)."""
+    """08 response: the sub-function and its data (an echo or a counter).
+
+    Only 00 (return query data) answers with data of any length; every other
+    sub-function answers with one word, which is also how an RTU framer
+    knows where the frame ends.
+    """
 
     function_code: ClassVar[int] = 0x08
     sub_function: int
@@ -604,6 +609,10 @@ class DiagnosticsResponse(ResponsePdu):
     def __post_init__(self) -> None:
         _check_int("sub_function", self.sub_function, 0, 0xFFFF)
         _set(self, "data", _check_bytes("data", self.data, MAX_PDU_SIZE - 3))
+        if self.sub_function != DiagnosticSubFunction.RETURN_QUERY_DATA and len(self.data) != 2:
+            raise LocalProtocolError(
+                f"sub-function {self.sub_function:#04x} answers with 2 bytes, got {len(self.data)}"
+            )
 
     @property
     def value(self) -> int:

@@ -747,6 +747,8 @@ MALFORMED_RESPONSES: tuple[tuple[str, bytes], ...] = (
     ("fc43/14 bytes after the objects", _hex("2B0E01010000" + "00" + "FF")),
     ("fc43/14 too long", _hex("2B0E01010000" + "01" + "00FF") + bytes(255)),
     ("fc08 data too long", _hex("080000") + bytes(251)),
+    ("fc08 counter without data", _hex("08000B")),
+    ("fc08 restart echo of 3 bytes", _hex("080001FF0000")),
 )
 
 

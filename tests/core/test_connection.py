@@ -180,6 +180,10 @@ def test_malformed_request_reaches_the_server(wire: bytes, code: int, framing: F
         assert all(isinstance(event, FrameDropped) for event in events)
         return
     assert events == [expected]
+    if not wire[0] & 0x7F:
+        with pytest.raises(LocalProtocolError):  # function code 0 has no exception response
+            expected.exception(code)
+        return
     answer = expected.exception(code)
     assert server.send(answer) == framing.wrap(transaction_id, UNIT, bytes((wire[0] | 0x80, code)))
 
@@ -400,6 +404,17 @@ def test_bit_count_must_answer_the_request(pdu: RequestPdu, wire: str) -> None:
     assert isinstance(event, FrameDropped)
     assert event.cause == DropCause.MALFORMED
     assert client.pending == ()
+
+
+def test_bit_response_to_a_forwarded_request_keeps_its_padding() -> None:
+    # A gateway forwards what it received, malformed or not.
+    for pdu in (MalformedRequest(0x01, 3, bytes.fromhex("00000000")), RawPdu(0x02, bytes.fromhex("0000"))):
+        client, _ = _client_with(pdu)
+        wire = bytes((pdu.function_code,)) + bytes.fromhex("0105")
+        [event] = feed(client, whole(mbap(1, 1, wire)))
+        assert isinstance(event, Response)
+        assert event.pdu.encode() == wire
+        assert client.pending == ()
 
 
 def test_bit_responses_are_trimmed_to_the_request() -> None:

@@ -67,9 +67,11 @@ def test_reply_and_exception_keep_unit_and_transaction() -> None:
 
 def test_exception_to_a_raw_or_malformed_request() -> None:
     assert Request(RawPdu(0x41), 1).exception(1).pdu == ExceptionResponse(0x41, 1)
-    # Even a request with function code 0 gets an answer (0x80 0x01).
-    malformed = Request(MalformedRequest(0, 1, b""), 1)
-    assert malformed.exception(1).pdu.encode() == b"\x80\x01"
+    assert Request(MalformedRequest(0x83, 1, b""), 1).exception(1).pdu == ExceptionResponse(3, 1)
+    # Function code 0 has no exception response (0x80 is no function).
+    for code in (0x00, 0x80):
+        with pytest.raises(LocalProtocolError):
+            Request(MalformedRequest(code, 1, b""), 1).exception(1)
 
 
 def test_frame_dropped_reason() -> None:

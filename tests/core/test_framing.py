@@ -217,6 +217,13 @@ def test_bytearray_and_memoryview_input() -> None:
 BAUDRATES = [9600, 19200, 115200]
 
 
+def test_the_well_known_rtu_request() -> None:
+    server = ServerConnection(RtuFramer(19200))
+    assert feed(server, whole(bytes.fromhex("01030000000AC5CD"))) == [Request(ReadHoldingRegisters(0, 10), 1)]
+    client = ClientConnection(RtuFramer(19200))
+    assert client.send(client.request(ReadHoldingRegisters(0, 10), 1)) == bytes.fromhex("01030000000AC5CD")
+
+
 def test_rtu_timing_constants() -> None:
     slow = RtuFramer(9600)
     assert slow.t1_5 == pytest.approx(1.5 * 11 / 9600)
@@ -470,7 +477,13 @@ def test_rtu_server_skips_other_servers_traffic() -> None:
 
 @pytest.mark.parametrize(
     "ours",
-    [rtu(1, READ), rtu(1, bytes.fromhex("0600010003")), rtu(1, bytes.fromhex("0B"))],
+    [
+        rtu(1, READ),
+        rtu(1, bytes.fromhex("0600010003")),
+        rtu(1, bytes.fromhex("0B")),
+        rtu(1, bytes.fromhex("080000A537")),  # only silence ends these two
+        rtu(1, bytes.fromhex("41010203")),
+    ],
 )
 def test_rtu_request_after_an_unanswered_foreign_request_is_served(ours: bytes) -> None:
     server = ServerConnection(RtuFramer(19200), units={1})
@@ -655,6 +668,27 @@ def test_ascii_inter_character_timeout() -> None:
     ]
 
 
+def test_ascii_timeout_keeps_the_frames_before_the_partial_one() -> None:
+    # Bytes read, but not yet framed, when silence comes: complete frames
+    # among them are served, only the unfinished one is dropped.
+    frame = ascii_frame(1, READ)
+    server = ServerConnection(AsciiFramer(timeout=0.5))
+    server.receive_data(frame + frame[:4], 1.0)
+    server.receive_data(frame, 2.0)
+    assert feed(server, [], settle=False) == [
+        Request(READ_PDU, 1),
+        FrameDropped(DropCause.INCOMPLETE, frame[:4], "inter-character timeout"),
+        Request(READ_PDU, 1),
+    ]
+    server.receive_data(b"junk" + frame + frame[:4], 3.0)
+    server.handle_timeout(3.5)
+    assert feed(server, [], settle=False) == [
+        FrameDropped(DropCause.GARBAGE, b"junk", "bytes before ':'"),
+        Request(READ_PDU, 1),
+        FrameDropped(DropCause.INCOMPLETE, frame[:4], "inter-character timeout"),
+    ]
+
+
 def test_ascii_blank_leftover_times_out_silently() -> None:
     server = ServerConnection(AsciiFramer())
     assert feed(server, whole(b"\r")) == []
@@ -701,7 +735,6 @@ def test_ascii_delimiter_changes_with_the_response_to_08_03() -> None:
     assert feed(server, whole(ascii_frame(1, READ, end=b"\r!"))) == [Request(READ_PDU, 1)]
     # Other diagnostic answers change nothing.
     server.send(request.reply(DiagnosticsResponse(DiagnosticSubFunction.RETURN_QUERY_DATA, b"?\x00")))
-    server.send(request.reply(DiagnosticsResponse(DiagnosticSubFunction.CHANGE_ASCII_INPUT_DELIMITER, b"")))
     server.send(request.exception(1))
     assert server.framer.input_delimiter == ord("!")
 
