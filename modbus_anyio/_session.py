@@ -246,9 +246,12 @@ class Session:
 
     __slots__ = (
         "_answer",
+        "_feed",
         "_hooks",
+        "_next_event",
         "_plain",
         "_policy",
+        "_send",
         "blocked",
         "connection",
         "info",
@@ -280,6 +283,10 @@ class Session:
         # When to call timeout() (the framer's partial-frame or silence
         # deadline): the framer's own method, one call on the hot path.
         self.next_deadline: Callable[[], float | None] = connection.framer.next_deadline
+        # Bound once: receive() runs for every request.
+        self._feed = connection.receive_data
+        self._next_event = connection.next_event
+        self._send = connection.send
 
     def __repr__(self) -> str:
         return f"<Session {self.info.transport} {self.info.peer} #{self.info.connection_id}>"
@@ -292,13 +299,41 @@ class Session:
         Raises :class:`modbus_core.RemoteProtocolError` when the stream
         cannot continue (close the connection).
         """
-        hooks = self._hooks
-        if hooks is not None and hooks.packet is not None:
-            data = hooks.traced_packet(False, data, self.info)
-        self.connection.receive_data(data, now)
+        if not self._plain:
+            hooks = self._hooks
+            if hooks is not None and hooks.packet is not None:
+                data = hooks.traced_packet(False, data, self.info)
+        self._feed(data, now)
         if self.blocked is not None:
             return b""
-        return self._drain()
+        if not self._plain:
+            return self._drain()
+        # The hot path (a datastore or handler, no policy, no hooks): _drain,
+        # inlined.  One request per read is the common case: no joining.
+        next_event = self._next_event
+        answer = self._answer
+        send = self._send
+        out = b""
+        while True:
+            event = next_event()
+            if event.__class__ is Request:
+                try:
+                    result = answer(event)
+                except Exception as error:  # noqa: BLE001 - a handler's failure answers 04
+                    result = _failure(event, error)
+                if result.__class__ is Response:
+                    data = send(result)
+                elif result is None:
+                    continue
+                else:
+                    data = self._finish(event, result)
+                    if self.blocked is not None:
+                        return out + data if out else data
+                out = out + data if out else data
+            elif event is NEED_DATA:
+                return out
+            else:
+                self._dropped(event)  # type: ignore[arg-type]
 
     def timeout(self, now: float) -> bytes:
         """Silence up to *now*: may complete or drop a frame (and raise for a
