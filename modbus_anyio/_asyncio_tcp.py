@@ -53,6 +53,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
 
     __slots__ = (
         "admitted",
+        "clock",
         "closing",
         "context",
         "early",
@@ -64,6 +65,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
         "server",
         "transport",
         "worker",
+        "write",
         "write_paused",
     )
 
@@ -72,6 +74,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
     ) -> None:
         self.server = server
         self.loop = loop
+        self.clock = loop.time  # the clock anyio's deadlines use on asyncio
         self.context = context
         self.handshake: asyncio.Task[None] | None = None
         self.early: list[bytes] = []  # data the TLS layer delivered before start_tls returned
@@ -119,6 +122,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
 
     def _established(self, transport: asyncio.Transport) -> None:
         server = self.server
+        self.write = transport.write
         peer = format_address(transport.get_extra_info("peername"))
         local = format_address(transport.get_extra_info("sockname"))
         role = None
@@ -152,7 +156,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
             if not self.closing:
                 self.early.append(data)
             return
-        now = self.loop.time()
+        now = self.clock()
         self.last_activity = now
         session = self.session
         try:
@@ -162,7 +166,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
             self.close()
             return
         if out:
-            self.transport.write(out)  # type: ignore[union-attr]
+            self.write(out)
         if session.blocked is not None:
             self._start_worker()
         elif self.frame_timer is None and session.next_deadline() is not None:
