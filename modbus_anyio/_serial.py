@@ -27,7 +27,7 @@ import anyio.abc
 
 from modbus_core import AsciiFramer, Framer, RtuFramer
 
-from ._server import Answer, ServerBase, _Record, _unblock
+from ._server import Answer, ServerBase, _Record, _unblock, event_loop_clock
 from ._session import FramerSpec, Session, build_framer, framer_kind
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ class SerialServer(ServerBase):
         assert self._line is not None
         fd = self._serial.fileno()
         session = self._line.session
-        current_time = anyio.current_time
+        current_time = event_loop_clock()
 
         async def write(data: bytes) -> None:
             view = memoryview(data)

@@ -84,6 +84,17 @@ def _current_backend_is_asyncio() -> bool:
     return isinstance(anyio.lowlevel.current_token().native_token, asyncio.AbstractEventLoop)
 
 
+def event_loop_clock() -> Callable[[], float]:
+    """The running event loop's clock: what :func:`anyio.current_time` reads,
+    without its per-call backend lookup (it runs once per request)."""
+    native = anyio.lowlevel.current_token().native_token
+    if isinstance(native, asyncio.AbstractEventLoop):
+        return native.time
+    import trio
+
+    return trio.current_time
+
+
 def _socket_options(sock: Any, keepalive: bool) -> None:
     """TCP_NODELAY always; keepalive probes after 60 s idle, every 10 s, 5 tries."""
     if sock is None:
@@ -767,7 +778,7 @@ async def _stream_loop(record: _StreamRecord, idle_timeout: float | None, raw: s
     else:
         receive, send = stream.receive, stream.send
     info = record.info
-    current_time = anyio.current_time
+    current_time = event_loop_clock()
     while not record.stopping:
         deadline = math.inf if idle_timeout is None else record.last_activity + idle_timeout
         frame_deadline = session.next_deadline()

@@ -22,7 +22,16 @@ import anyio.abc
 
 from modbus_core import RemoteProtocolError
 
-from ._server import Answer, ServerBase, _current_backend_is_asyncio, _Record, _unblock, bind_sockets, format_address
+from ._server import (
+    Answer,
+    ServerBase,
+    _current_backend_is_asyncio,
+    _Record,
+    _unblock,
+    bind_sockets,
+    event_loop_clock,
+    format_address,
+)
 from ._session import FramerSpec, Session, build_framer
 
 __all__ = ["UdpServer", "serve_udp"]
@@ -165,9 +174,10 @@ class UdpServer(ServerBase):
 
     async def _receive_loop(self, udp: anyio.abc.UDPSocket, index: int, task_group: anyio.abc.TaskGroup) -> None:
         local = format_address(udp.extra(anyio.abc.SocketAttribute.local_address))
+        clock = event_loop_clock()
         try:
             async for data, address in udp:
-                now = anyio.current_time()
+                now = clock()
                 peer = self._peer(index, address, local, now)
                 out = self._receive(peer, data, now)
                 if out:

@@ -116,3 +116,15 @@ async def test_serve_stream_refuses_what_is_not_an_answer() -> None:
     server_end, _ = byte_stream_pair()
     with pytest.raises(TypeError, match="ServerContext or a handler"):
         await serve_stream(server_end, 42)  # type: ignore[arg-type]
+
+
+async def test_the_clock_fed_to_the_core_is_anyios() -> None:
+    """Arrival times and deadlines must come from one clock: the one anyio's
+    cancel scopes use."""
+    from modbus_anyio._server import event_loop_clock
+
+    clock = event_loop_clock()
+    before = anyio.current_time()
+    now = clock()
+    after = anyio.current_time()
+    assert before <= now <= after
