@@ -741,8 +741,14 @@ def _raw_socket_io(
     """
     recv = sock.recv
     send_some = sock.send
-    wait_readable = anyio.wait_readable
-    wait_writable = anyio.wait_writable
+    wait_readable: Callable[[socket.socket], Awaitable[None]] = anyio.wait_readable
+    wait_writable: Callable[[socket.socket], Awaitable[None]] = anyio.wait_writable
+    if not _current_backend_is_asyncio():
+        # anyio's wait_readable is trio's, behind a backend lookup on every call.
+        import trio.lowlevel
+
+        wait_readable = trio.lowlevel.wait_readable
+        wait_writable = trio.lowlevel.wait_writable
 
     async def receive() -> bytes:
         while True:
