@@ -175,18 +175,29 @@ class UdpServer(ServerBase):
     async def _receive_loop(self, udp: anyio.abc.UDPSocket, index: int, task_group: anyio.abc.TaskGroup) -> None:
         local = format_address(udp.extra(anyio.abc.SocketAttribute.local_address))
         clock = event_loop_clock()
-        try:
-            async for data, address in udp:
-                now = clock()
-                peer = self._peer(index, address, local, now)
-                out = self._receive(peer, data, now)
-                if out:
+        while True:
+            try:
+                data, address = await udp.receive()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                return
+            except OSError as error:
+                # Some systems report an ICMP "port unreachable" for an earlier
+                # answer on the next receive (Windows): one peer's trouble only.
+                logger.debug("%s: %s", self.name, error)
+                continue
+            now = clock()
+            peer = self._peer(index, address, local, now)
+            out = self._receive(peer, data, now)
+            if out:
+                try:
                     await udp.sendto(out, address[0], address[1])
-                if peer.session.blocked is not None and not peer.working:
-                    peer.working = True
-                    task_group.start_soon(self._work, peer, udp)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return
+                except OSError as error:
+                    logger.debug("%s: %s: %s", self.name, peer.info.peer, error)
+            if peer.session.blocked is not None and not peer.working:
+                peer.working = True
+                task_group.start_soon(self._work, peer, udp)
 
     async def _work(self, peer: _Peer, udp: anyio.abc.UDPSocket | asyncio.DatagramTransport) -> None:
         async def send(data: bytes) -> None:
