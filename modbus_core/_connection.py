@@ -245,9 +245,10 @@ class ServerConnection(_Connection):
                     continue
             elif units is not None and unit not in units:
                 continue
-            decoded = self._decoded.get(pdu)
-            if decoded is None or candidate is not None:
-                decoded = self._decode(pdu, decoded, unit, candidate)
+            if candidate is not None:
+                decoded = self._decode_read(pdu, unit, candidate)
+            else:
+                decoded = self._decoded.get(pdu) or self._decode(pdu)
             request = _RequestTwin()
             request.pdu = decoded
             request.unit = unit
@@ -255,34 +256,35 @@ class ServerConnection(_Connection):
             request.__class__ = Request
             return request  # type: ignore[no-any-return]
 
-    def _decode(self, pdu: bytes, decoded: RequestPdu | None, unit: int, candidate: bytes | None) -> RequestPdu:
-        """Decode *pdu* unless it is *decoded* already, and cache what may be cached.
+    def _decode(self, pdu: bytes) -> RequestPdu:
+        """Decode *pdu* and keep it in the PDU cache if it may be shared."""
+        decoded = self._functions.decode_request(pdu)
+        if decoded.__class__ in _IMMUTABLE_REQUESTS and len(pdu) <= _CACHED_PDU_SIZE:
+            if len(self._decoded) >= _CACHE_SIZE:
+                self._decoded.clear()
+            self._decoded[pdu] = decoded
+        return decoded
 
-        *candidate*: the read that held this frame began at a frame
-        boundary; if the frame was the whole read, the read is a key of the
-        whole-frame cache.
+    def _decode_read(self, pdu: bytes, unit: int, read: bytes) -> RequestPdu:
+        """Decode the first frame of a *read* that began at a frame boundary.
+
+        When the frame was the whole read, the read becomes a key of the
+        whole-frame cache (which makes the PDU cache useless for it).
         """
-        if decoded is None:
-            decoded = self._functions.decode_request(pdu)
-            cacheable = decoded.__class__ in _IMMUTABLE_REQUESTS and len(pdu) <= _CACHED_PDU_SIZE
-            if cacheable:
-                if len(self._decoded) >= _CACHE_SIZE:
-                    self._decoded.clear()
-                self._decoded[pdu] = decoded
-        else:
-            cacheable = True
         fast = self._fast
+        assert fast is not None  # a read is only a candidate with a fast framer
+        if fast._start < len(fast._data):
+            return self._decoded.get(pdu) or self._decode(pdu)
+        decoded = self._functions.decode_request(pdu)
         if (
-            cacheable
-            and candidate is not None
-            and fast is not None
-            and fast._start >= len(fast._data)
+            decoded.__class__ in _IMMUTABLE_REQUESTS
+            and len(pdu) <= _CACHED_PDU_SIZE
             # On RTU only a frame whose length its bytes give: silence ends the others.
             and (self._key_start or self._functions.request_length(pdu, 0, len(pdu)) == len(pdu))
         ):
             if len(self._frames) >= _CACHE_SIZE:
                 self._frames.clear()
-            self._frames[candidate] = (unit, decoded)
+            self._frames[read] = (unit, decoded)
         return decoded
 
     def _on_shared_line(self, unit: int, pdu: bytes, kind: int) -> bool:

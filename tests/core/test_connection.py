@@ -255,15 +255,17 @@ def test_repeated_polls_with_new_transaction_ids() -> None:
         ]
 
 
-def test_cache_stays_bounded_and_correct_over_many_distinct_requests() -> None:
+def test_caches_stay_bounded_and_correct_over_many_distinct_requests() -> None:
     tcp = ServerConnection(MbapFramer())
     serial = ServerConnection(RtuFramer())
+    shared = ServerConnection(AsciiFramer(), units={1})  # the PDU cache only
     for round_ in range(2):
-        for address in range(700):
+        for address in range(300):
             pdu = ReadCoils(address, 1 + round_)
             wire = pdu.encode()
             assert feed(tcp, whole(mbap(address, 1, wire))) == [Request(pdu, 1, address)]
             assert feed(serial, whole(rtu(1, wire), float(address))) == [Request(pdu, 1)]
+            assert feed(shared, whole(ascii_frame(1, wire))) == [Request(pdu, 1)]
 
 
 def test_cached_frame_waits_for_events_before_it() -> None:
