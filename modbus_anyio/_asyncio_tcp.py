@@ -121,6 +121,15 @@ class ModbusProtocol(asyncio.Protocol, _Record):
         self._established(tls)
 
     def _established(self, transport: asyncio.Transport) -> None:
+        try:
+            self._start(transport)
+        except Exception:
+            # A bug (a framer factory that raises...) costs this connection only.
+            logger.exception("%s: a connection failed", self.server.name)
+            self.closing = True
+            transport.abort()
+
+    def _start(self, transport: asyncio.Transport) -> None:
         server = self.server
         self.write = transport.write
         peer = format_address(transport.get_extra_info("peername"))

@@ -499,7 +499,16 @@ class TcpServer(ServerBase):
                     logger.warning("%s: accept failed: %s", self.name, error)
                     await anyio.sleep(0.5)
                     continue
-                task_group.start_soon(self._serve_accepted, stream)
+                task_group.start_soon(self._serve_guarded, stream)
+
+    async def _serve_guarded(self, stream: anyio.abc.SocketStream) -> None:
+        # One connection's failure (a bug, a hook that raises) must not end
+        # the server's task group, and with it every other connection.
+        try:
+            await self._serve_accepted(stream)
+        except Exception:
+            logger.exception("%s: a connection failed", self.name)
+            await anyio.aclose_forcefully(stream)
 
     async def _close_listeners(self) -> None:
         for scope in self._accept_scopes:

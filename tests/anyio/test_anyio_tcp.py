@@ -15,11 +15,13 @@ from anyio_support import connect, read_all_until_closed
 from modbus_anyio import ConnectionInfo, RawReply, TcpServer, serve_tcp
 from modbus_core import (
     AsciiFramer,
+    ClientConnection,
     CustomFunction,
     Device,
     ExceptionCode,
     ExceptionResponse,
     FunctionTable,
+    MbapFramer,
     ModbusExceptionError,
     RawPdu,
     ReadCoils,
@@ -403,9 +405,7 @@ async def test_custom_function_codes() -> None:
     async with TcpServer(context(), port=0, custom_pdu=[PING]) as server, TcpServer(context(), port=0) as plain:
         with anyio.fail_after(5):
             client = await connect(server.port)
-            client.connection = type(client.connection)(
-                client.connection.framer.__class__(), functions=FunctionTable([PING])
-            )
+            client.connection = ClientConnection(MbapFramer(), functions=FunctionTable([PING]))
             response = await client.call(Ping(b"abc"))
             assert response.pdu == PingResponse(b"cba")
             await client.aclose()
@@ -624,3 +624,25 @@ def test_bad_options() -> None:
         TcpServer(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="datastore"):
         TcpServer(lambda request, info: None, broadcast=True)
+
+
+async def test_a_failing_connection_does_not_stop_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    """trace_connect raising is logged; a framer factory that fails breaks only its connection."""
+    calls = 0
+
+    def framer() -> MbapFramer:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("factory bug")
+        return MbapFramer()
+
+    caplog.set_level(logging.ERROR)
+    async with TcpServer(context(), port=0, framer=framer) as server:
+        with anyio.fail_after(5):
+            first = await anyio.connect_tcp("127.0.0.1", server.port)
+            assert await read_all_until_closed(first) == b""
+            client = await connect(server.port)
+            assert not (await client.call(ReadHoldingRegisters(0, 1))).is_exception
+            await client.aclose()
+    assert "factory bug" in caplog.text
