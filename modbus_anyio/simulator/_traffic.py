@@ -513,7 +513,7 @@ class ServerCounters:
 class RequestHandler:
     """The :data:`~modbus_anyio.Handler` of one listener."""
 
-    __slots__ = ("_dispatch", "counters", "devices", "dispatcher", "faults", "recorder")
+    __slots__ = ("_any_unit", "_dispatch", "counters", "devices", "dispatcher", "faults", "recorder")
 
     def __init__(
         self,
@@ -523,8 +523,11 @@ class RequestHandler:
         faults: FaultInjector,
     ) -> None:
         self.dispatcher = dispatcher
-        self._dispatch: Callable[[Request], Any] = dispatcher.dispatch if dispatcher is not None else _not_ready
+        self._dispatch: Callable[[Request], Response | Awaitable[Response | None] | None] = (
+            dispatcher.dispatch if dispatcher is not None else _not_ready
+        )
         self.devices = dict(devices)
+        self._any_unit = self.devices.get(None)  # the device answering every unit, if any
         self.recorder = recorder
         self.faults = faults
         self.counters = ServerCounters()
@@ -541,17 +544,32 @@ class RequestHandler:
             if rule is not None:
                 return self._faulty(rule, request, info, started)
         outcome = self._dispatch(request)
-        if outcome is not None and outcome.__class__ is not Response:
+        if isinstance(outcome, Response):
+            # The hot path: _count() inlined for an answer computed at once.
+            counters = self.counters
+            counters.requests += 1
+            counters.responses += 1
+            failed = outcome.pdu.__class__ is ExceptionResponse
+            if failed:
+                counters.exceptions += 1
+            device = self.devices.get(request.unit, self._any_unit)
+            if device is not None:
+                device_counters = device.counters
+                device_counters["requests"] += 1
+                if failed:
+                    device_counters["exceptions"] += 1
+        elif outcome is None:
+            self._count(request, outcome, None)
+        else:
             return self._later(outcome, request, info, started)
-        self._count(request, outcome, None)
-        # An answer computed at once: its duration is nil next to the network's.
+        # Its duration is nil next to the network's.
         self.recorder.record(started, 0.0, info, request, outcome)
         return outcome
 
     def _count(self, request: Request, outcome: HandlerResult, fault: FaultRule | None) -> None:
         counters = self.counters
         counters.requests += 1
-        device = self.devices.get(request.unit) or self.devices.get(None)
+        device = self.devices.get(request.unit, self._any_unit)
         if device is not None:
             device.counters["requests"] += 1
         if fault is not None:
