@@ -137,10 +137,10 @@ class ServerConnection(_Connection):
         "_candidate",
         "_decoded",
         "_diagnostics",
-        "_fast",
         "_frames",
-        "_key_start",
+        "_mbap",
         "_ready",
+        "_rtu",
         "_units",
     )
 
@@ -164,17 +164,14 @@ class ServerConnection(_Connection):
         self._decoded: dict[bytes, RequestPdu] = {}
         # The whole-frame cache needs a built-in stream framer (exactly: a
         # subclass may see frames differently) and nothing to do per frame
-        # but decoding it.  Its keys are the frames' bytes from _key_start
-        # on (an MBAP key leaves out the transaction id).
+        # but decoding it.  Its keys are whole reads (on MBAP without the
+        # transaction id).
         self._frames: dict[bytes, tuple[int, RequestPdu]] = {}
-        self._fast: MbapFramer | RtuFramer | None = None
-        self._key_start = 0
-        if units is None and diagnostics is None and not echo:
-            if type(framer) is MbapFramer and not framer.datagram:
-                self._fast = framer
-                self._key_start = 2
-            elif type(framer) is RtuFramer and not framer.strict_timing and not framer.datagram:
-                self._fast = framer
+        fast = units is None and diagnostics is None and not echo
+        self._mbap = framer if fast and type(framer) is MbapFramer and not framer.datagram else None
+        self._rtu = (
+            framer if fast and type(framer) is RtuFramer and not framer.strict_timing and not framer.datagram else None
+        )
         self._ready: Request | None = None  # the request a cached frame gave
         self._candidate: bytes | None = None  # the key of a read that began at a frame boundary
 
@@ -187,28 +184,39 @@ class ServerConnection(_Connection):
         With ``echo=True`` the bytes this side sent and the line echoed back
         are removed first.
         """
-        fast = self._fast
         # The whole-frame cache, inlined: this is the path of every poll.  It
         # applies when the framer holds nothing and no event waits, so that
         # events keep their order.
-        if (
-            fast is not None
-            and self._ready is None
-            and data.__class__ is bytes
-            and fast._start >= len(fast._data)
-            and not fast._ready
-        ):
-            key = data[self._key_start :]
+        mbap = self._mbap
+        if mbap is not None and self._ready is None and data.__class__ is bytes and mbap._start >= len(mbap._data):
+            key = data[2:]
             hit = self._frames.get(key)
             if hit is not None:
                 event = _RequestTwin()
                 event.pdu = hit[1]
                 event.unit = hit[0]
-                event.transaction_id = data[0] << 8 | data[1] if self._key_start else 0
+                event.transaction_id = data[0] << 8 | data[1]
                 event.__class__ = Request
                 self._ready = event
                 return
             self._candidate = key
+        elif (
+            (rtu := self._rtu) is not None
+            and self._ready is None
+            and data.__class__ is bytes
+            and rtu._start >= len(rtu._data)
+            and not rtu._ready
+        ):
+            hit = self._frames.get(data)
+            if hit is not None:
+                event = _RequestTwin()
+                event.pdu = hit[1]
+                event.unit = hit[0]
+                event.transaction_id = 0
+                event.__class__ = Request
+                self._ready = event
+                return
+            self._candidate = data
         else:
             self._candidate = None
             if self._expected_echo:
@@ -271,16 +279,16 @@ class ServerConnection(_Connection):
         When the frame was the whole read, the read becomes a key of the
         whole-frame cache (which makes the PDU cache useless for it).
         """
-        fast = self._fast
-        assert fast is not None  # a read is only a candidate with a fast framer
-        if fast._start < len(fast._data):
+        framer = self._mbap or self._rtu
+        assert framer is not None  # a read is only a candidate with one of them
+        if framer._start < len(framer._data):
             return self._decoded.get(pdu) or self._decode(pdu)
         decoded = self._functions.decode_request(pdu)
         if (
             decoded.__class__ in _IMMUTABLE_REQUESTS
             and len(pdu) <= _CACHED_PDU_SIZE
             # On RTU only a frame whose length its bytes give: silence ends the others.
-            and (self._key_start or self._functions.request_length(pdu, 0, len(pdu)) == len(pdu))
+            and (framer is self._mbap or self._functions.request_length(pdu, 0, len(pdu)) == len(pdu))
         ):
             if len(self._frames) >= _CACHE_SIZE:
                 self._frames.clear()
