@@ -743,12 +743,39 @@ class Screenshot(GeneratedDirective):
         return self.parse_lines([*lines, ""])
 
 
+def resolve_reexport(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
+    """Link a name to its full entry when the page's package only re-exports it.
+
+    ``:class:`RolePolicy``` in a ``modbus_sync`` docstring finds no
+    ``modbus_sync.RolePolicy`` target (re-exports get no index entry, see
+    ``PublicApi.alias``): point it at ``modbus_anyio.RolePolicy``.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target: str = node["reftarget"].lstrip("~.")
+    package = next((name for name in PACKAGES if target.startswith(f"{name}.")), None)
+    name = target.removeprefix(f"{package}.") if package else target
+    if "." in name:
+        return None
+    module = node.get("py:module") or ""
+    order = sorted(PACKAGES, key=lambda candidate: not module.startswith(candidate))
+    domain = env.get_domain("py")
+    for candidate in order:
+        entry = domain.objects.get(f"{candidate}.{name}")
+        if entry is not None and not entry.aliased:
+            return domain.resolve_xref(
+                env, node["refdoc"], app.builder, node["reftype"], f"{candidate}.{name}", node, contnode
+            )
+    return None
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("public_api_sections", {}, "env", types=[dict])
     app.add_directive("public-api", PublicApi)
     app.add_directive("jsonschema-reference", JsonSchemaReference)
     app.add_directive("openapi-reference", OpenApiReference)
     app.add_directive("screenshot", Screenshot)
+    app.connect("missing-reference", resolve_reexport)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
 
 
