@@ -292,30 +292,32 @@ class Point:
 
     def encode(self, value: Any) -> tuple[int, ...] | tuple[bool, ...]:
         """The registers for *value* (ValueError or LocalProtocolError when it does not fit)."""
-        spec = self.spec
-        codec = self._codec
-        if codec is not None:
-            # Numbers, the common case (actions write them every second): one struct.pack.
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"expected a number, got {value!r}")
-            try:
-                return _from_bytes(codec.pack(raw_number(value, spec)), codec)
-            except (struct.error, OverflowError):
-                raise ValueError(f"{value!r} does not fit in {spec.type}") from None
-        checked = check_value(value, spec)
-        if spec.type == "bool":
-            return (checked,)
-        if spec.type in ("string", "bits"):
-            return to_registers(
-                checked, spec.type, length=spec.length, byte_order=spec.byte_order, word_order=spec.word_order
-            )
-        return to_registers(
-            raw_number(checked, spec), spec.type, byte_order=spec.byte_order, word_order=spec.word_order
-        )
+        return encode_value(self.spec, value)
 
     def set(self, value: Any, *, force: bool = True) -> None:
         """Write *value*; read-only values accept it unless *force* is false."""
         self._table.write(self._address, self.encode(value), force=force)
+
+
+def encode_value(spec: RegisterSpec, value: Any) -> tuple[int, ...] | tuple[bool, ...]:
+    """The registers (or the bit) for *value* of *spec*; ValueError or LocalProtocolError when it does not fit."""
+    codec = _codec(spec)
+    if codec is not None:
+        # Numbers, the common case (actions write them every second): one struct.pack.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return _from_bytes(codec.pack(raw_number(value, spec)), codec)
+        except (struct.error, OverflowError):
+            raise ValueError(f"{value!r} does not fit in {spec.type}") from None
+    checked = check_value(value, spec)
+    if spec.type == "bool":
+        return (checked,)
+    if spec.type in ("string", "bits"):
+        return to_registers(
+            checked, spec.type, length=spec.length, byte_order=spec.byte_order, word_order=spec.word_order
+        )
+    return to_registers(raw_number(checked, spec), spec.type, byte_order=spec.byte_order, word_order=spec.word_order)
 
 
 class _Codec(struct.Struct):
@@ -331,12 +333,18 @@ _FORMATS.update({"float32": "f", "float64": "d"})
 
 
 def _codec(spec: RegisterSpec) -> _Codec | None:
-    code = _FORMATS.get(spec.type)
+    return _shared_codec(spec.type, spec.byte_order, spec.word_order)
+
+
+@functools.cache
+def _shared_codec(value_type: str, byte_order: str, word_order: str) -> _Codec | None:
+    """One codec per type and orders (they never change once made)."""
+    code = _FORMATS.get(value_type)
     if code is None:
         return None
     codec = _Codec(">" + code)
-    codec.swap_bytes = spec.byte_order == "little"
-    codec.reverse_words = spec.word_order == "little"
+    codec.swap_bytes = byte_order == "little"
+    codec.reverse_words = word_order == "little"
     codec.words = struct.Struct(f">{codec.size // 2}H")
     return codec
 
@@ -473,8 +481,10 @@ class Plant:
         self.devices: list[SimDevice] = []
         self.by_name: dict[str, SimDevice] = {}
         self._change_listeners: list[Callable[[SimDevice, Change], object]] = []
-        # id(RegisterSpec) -> encoded initial value; the specs live as long as the config.
+        # Caches keyed by the ids of the config's specs, which live as long as the config:
+        # encoded initial values, and initial table contents per device body.
         self._initial: dict[int, tuple[int, ...] | tuple[bool, ...]] = {}
+        self._images: dict[tuple[int, int, int], dict[TableKind, list[tuple[int, Any]]]] = {}
         for spec in config.devices:
             sim = self._build(spec)
             self.devices.append(sim)
@@ -512,10 +522,13 @@ class Plant:
 
     def initial_raw(self, point: Point) -> tuple[int, ...] | tuple[bool, ...]:
         """The registers of *point*'s initial value (encoded once for all the copies of a repeated device)."""
-        key = id(point.spec)
+        return self._initial_of(point.spec)
+
+    def _initial_of(self, spec: RegisterSpec) -> tuple[int, ...] | tuple[bool, ...]:
+        key = id(spec)
         raw = self._initial.get(key)
         if raw is None:
-            raw = self._initial[key] = point.encode(point.spec.value)
+            raw = self._initial[key] = encode_value(spec, spec.value)
         return raw
 
     def add_change_listener(self, listener: Callable[[SimDevice, Change], object]) -> Callable[[], None]:
@@ -549,8 +562,11 @@ class Plant:
         if spec.layout is not None:
             device = MemoryDevice(spec.layout, **options)
         else:
-            for kind in TableKind:
-                options[kind.value] = self._table(kind, spec)
+            for kind, blocks in self._image(spec).items():
+                table: RegisterTable | BitTable = BitTable(kind) if kind in BIT_TABLES else RegisterTable(kind)
+                for start, values in blocks:
+                    table.add(start, values[:])  # a copy: each device owns its values
+                options[kind.value] = table
             device = HookedDevice(**options) if needs_hooks else Device(**options)
         sim = SimDevice(self, spec, device)
         for register in spec.registers:
@@ -561,12 +577,28 @@ class Plant:
                 point = Point(sim, register, device.tables[register.table], register.address)
             sim.points.append(point)
             sim.by_name[register.name] = point
-            if not isinstance(device, MemoryDevice):  # its memory holds pymodbus' initial values
-                table, address, _ = point.storage
-                table.write(address, self.initial_raw(point), force=True)
-                if register.read_only:
-                    device.tables[register.table].set_read_only(register.address, register.count)
+            if register.read_only and not isinstance(device, MemoryDevice):
+                device.tables[register.table].set_read_only(register.address, register.count)
         return sim
+
+    def _image(self, spec: DeviceSpec) -> dict[TableKind, list[tuple[int, Any]]]:
+        """The initial contents of a device's tables (fill values, then the registers' initial values),
+        as ``(start, array or list)`` blocks: built once for all the copies of a repeated device."""
+        key = (id(spec.tables), id(spec.registers), id(spec.invalid))
+        image = self._images.get(key)
+        if image is None:
+            tables = {kind: self._table(kind, spec) for kind in TableKind}
+            for register in spec.registers:
+                tables[register.table].write(register.address, self._initial_of(register), force=True)
+            image = {}
+            for kind, table in tables.items():
+                image[kind] = [
+                    (start, list(values) if kind in BIT_TABLES else array("H", values))
+                    for start, count in table.ranges()
+                    for values in (table.read(start, count),)
+                ]
+            self._images[key] = image
+        return image
 
     @staticmethod
     def _table(kind: TableKind, spec: DeviceSpec) -> RegisterTable | BitTable:
