@@ -465,6 +465,8 @@ class RtuFramer(Framer):
                 continue
             break
         if self._start > skipped_from:
+            if at_end and self._end_cause is DropCause.TIMING:
+                cause = DropCause.TIMING  # whatever the bytes look like, the gap discarded them
             return FrameDropped(cause, data[skipped_from : self._start])
         return None
 

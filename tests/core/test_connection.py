@@ -18,6 +18,7 @@ from cases import (
     feed,
     mbap,
     rtu,
+    split,
     whole,
 )
 
@@ -430,3 +431,51 @@ def test_bit_responses_are_trimmed_to_the_request() -> None:
     assert feed(client, whole(mbap(1, 1, bytes.fromhex("010155")))) == [
         Response(ReadCoilsResponse((True, False) * 4), 1, 1)
     ]
+
+
+# --------------------------------------------------------------------------
+# every RTU request of the table against the specification's timing
+
+
+RTU_REQUESTS = [pytest.param(exchange, id=exchange.name) for exchange in EXCHANGES]
+
+
+@pytest.mark.parametrize("exchange", RTU_REQUESTS)
+def test_strict_rtu_timing_respected(exchange: Exchange) -> None:
+    framer = RtuFramer(9600, strict_timing=True)
+    server = ServerConnection(framer)
+    wire = rtu(UNIT, exchange.request_wire)
+    # Back-to-back characters, then a second frame after exactly t3.5 and a bit.
+    step = split(wire, len(wire) // 2, framer.t1_5 * 0.9, start=1.0, baudrate=9600)
+    later = step[-1][1] + framer.t3_5 * 1.05
+    events = feed(server, [*step, *bytewise(wire, later + 11 / 9600, 9600)])
+    assert events == [Request(exchange.request, UNIT)] * 2
+
+
+@pytest.mark.parametrize("exchange", RTU_REQUESTS)
+def test_strict_rtu_timing_violated(exchange: Exchange) -> None:
+    framer = RtuFramer(9600, strict_timing=True)
+    server = ServerConnection(framer)
+    wire = rtu(UNIT, exchange.request_wire)
+    # A gap over t1.5 inside the frame discards it...
+    events = feed(server, split(wire, len(wire) // 2, framer.t1_5 * 1.3, baudrate=9600))
+    assert events
+    assert all(isinstance(event, FrameDropped) for event in events)
+    assert events[0].cause == DropCause.TIMING  # type: ignore[union-attr]
+    # ... and a frame that follows the last one by less than t3.5 is dropped.
+    end = 10.0
+    feed(server, bytewise(wire, end - (len(wire) - 1) * 11 / 9600, 9600))
+    events = feed(server, bytewise(wire, end + framer.t3_5 * 0.7 + 11 / 9600, 9600))
+    assert events == [FrameDropped(DropCause.TIMING, wire, "frame began less than t3.5 after the previous one")]
+
+
+@pytest.mark.parametrize("exchange", RTU_REQUESTS)
+def test_tolerant_rtu_timing(exchange: Exchange) -> None:
+    server = ServerConnection(RtuFramer(9600))
+    wire = rtu(UNIT, exchange.request_wire)
+    # What strict timing refuses, a USB adapter's gaps, is fine by default...
+    chunks = [*split(wire, len(wire) // 2, 0.010, baudrate=9600), *bytewise(wire, 2.0 + 0.0005, 9600)]
+    assert feed(server, chunks) == [Request(exchange.request, UNIT)] * 2
+    # ... but not silence longer than the tolerance.
+    events = feed(server, split(wire, len(wire) // 2, 0.100, start=5.0, baudrate=9600))
+    assert all(isinstance(event, FrameDropped) for event in events)
