@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -303,5 +304,8 @@ def fuzz(check: Callable[[bytes], None]) -> None:
     # The dispatcher logs every failing request with its traceback: at
     # thousands of inputs a second that is all the fuzzer would do.
     logging.disable(logging.CRITICAL)
-    atheris.Setup(sys.argv, tolerant(check))
+    # libFuzzer's -merge, -fork and -minimize_crash re-run argv[0] through a
+    # shell: make it "python script", the script itself is not executable.
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(sys.argv[0])}"
+    atheris.Setup([command, *sys.argv[1:]], tolerant(check))
     atheris.Fuzz()
