@@ -248,6 +248,59 @@ def throughput(rounds: int, secs: float) -> list[str]:
     return lines
 
 
+def handler_cost(rounds: int = 15, requests: int = 20000) -> list[str]:
+    """Python time per request without sockets: a modbus_core ServerConnection answering from the
+    plain Dispatcher, then through the simulator's request handler (counters, call recorder)."""
+    from modbus_anyio import ConnectionInfo
+    from modbus_anyio.simulator import load_config
+    from modbus_anyio.simulator._plant import Plant
+    from modbus_anyio.simulator._traffic import CallRecorder, FaultInjector, RequestHandler
+    from modbus_core import (
+        Dispatcher,
+        MbapFramer,
+        ReadHoldingRegisters,
+        RequestPdu,
+        ServerConnection,
+        WriteMultipleRegisters,
+    )
+
+    with tempfile.TemporaryDirectory() as directory:
+        plant = Plant(load_config(bench_plant_file(Path(directory))))
+    dispatcher = Dispatcher(plant.context_for("bench"))
+    handler = RequestHandler(dispatcher, plant.units_of("bench"), CallRecorder(10000), FaultInjector())
+    info = ConnectionInfo("tcp", "127.0.0.1:50000", "127.0.0.1:502", server="bench", connection_id=1)
+    lines = [
+        f"### Python cost per request, without sockets (least of {rounds} rounds of {requests:,})",
+        "",
+        "The same bytes through a modbus_core ServerConnection, answered by the Dispatcher alone (what",
+        "the plain server runs), then by the simulator's handler (fault check, counters, call recorder).",
+        "",
+        "| request | dispatcher | simulator handler | difference |",
+        "|---|---:|---:|---:|",
+    ]
+    pdus: list[RequestPdu] = [ReadHoldingRegisters(0, 10), WriteMultipleRegisters(0, tuple(range(100)))]
+    for pdu in pdus:
+        frame = MbapFramer().encode(1, 5, pdu.encode())
+        connection = ServerConnection(MbapFramer())
+
+        def run(answer: Any, connection: ServerConnection = connection, frame: bytes = frame) -> float:
+            begin = time.process_time()
+            for _ in range(requests):
+                connection.receive_data(frame, 0.0)
+                request = connection.next_event()
+                connection.next_event()
+                connection.send(answer(request))
+            return (time.process_time() - begin) / requests * 1e6
+
+        plain, simulated = float("inf"), float("inf")
+        for _ in range(rounds):
+            plain = min(plain, run(dispatcher.dispatch))
+            simulated = min(simulated, run(lambda request: handler(request, info)))
+        name = f"fc{pdu.function_code} x {10 if pdu.function_code == 3 else 100}"
+        lines.append(f"| {name} | {plain:.2f} us | {simulated:.2f} us | +{simulated - plain:.2f} us |")
+    return lines
+
+
 def plant_numbers() -> list[str]:
     import anyio
     import httpx
@@ -366,6 +419,7 @@ def main() -> int:
         print(f"needs {CHROMIUM}", file=sys.stderr)
         return 2
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    start_load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     cpu = re.sub(r"\s+", " ", Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t"))
     lines = [
         "# Simulator benchmarks",
@@ -375,8 +429,11 @@ def main() -> int:
     ]
     if not arguments.skip_throughput:
         lines += [*throughput(arguments.rounds, arguments.secs), ""]
+        lines += [*handler_cost(), ""]
     if not arguments.skip_plant:
         lines += [*plant_numbers(), ""]
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    lines += [f"Load average at the end (1, 5, 15 min): {load}; at the start: {start_load}.", ""]
     text = "\n".join(lines)
     print(text)
     arguments.out.write_text(text, encoding="utf-8")
