@@ -563,7 +563,8 @@ class RequestHandler:
         else:
             return self._later(outcome, request, info, started)
         # Its duration is nil next to the network's.
-        self.recorder.record(started, 0.0, info, request, outcome)
+        if self.recorder.keep:
+            self.recorder.record(started, 0.0, info, request, outcome)
         return outcome
 
     def _count(self, request: Request, outcome: HandlerResult, fault: FaultRule | None) -> None:
