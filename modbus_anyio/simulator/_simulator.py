@@ -124,6 +124,7 @@ class Listener:
             options["units"] = _Units(self.handler)
         if spec.transport in ("tcp", "tls") and spec.max_connections is not None:
             options["max_connections"] = spec.max_connections
+        server: Any
         if spec.transport == "tcp":
             server = modbus_anyio.TcpServer(self.handler, host=spec.host, port=int(spec.port), **options)
         elif spec.transport == "tls":
@@ -143,15 +144,9 @@ class Listener:
                 **options,
             )
         elif spec.transport == "udp":
-            server_class = getattr(modbus_anyio, "UdpServer", None)
-            if server_class is None:
-                raise SimulatorError("this modbus_anyio has no UdpServer")
-            server = server_class(self.handler, host=spec.host, port=int(spec.port), **options)
+            server = modbus_anyio.UdpServer(self.handler, host=spec.host, port=int(spec.port), **options)
         else:
-            server_class = getattr(modbus_anyio, "SerialServer", None)
-            if server_class is None:
-                raise SimulatorError("this modbus_anyio has no SerialServer")
-            server = server_class(
+            server = modbus_anyio.SerialServer(
                 self.handler,
                 port=str(spec.port),
                 baudrate=spec.baudrate,
