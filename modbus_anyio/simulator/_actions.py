@@ -39,6 +39,8 @@ __all__ = ["ActionContext", "ActionRunner"]
 
 logger = logging.getLogger(__name__)
 
+BATCH = 200  # timer actions run between two checkpoints of the event loop
+
 
 class ActionContext:
     """What a custom action function gets.
@@ -160,10 +162,15 @@ class ActionRunner:
 
     # -- running -------------------------------------------------------------
 
-    def run_due(self, now: float) -> float | None:
-        """Run every timer action due at *now*; the delay until the next one."""
+    def run_due(self, now: float, limit: int | None = None) -> float | None:
+        """Run the timer actions due at *now* (at most *limit*); the delay until
+        the next one (0 when some due ones are left), None when there is none."""
         timers = self._timers
+        done = 0
         while timers and timers[0][0] <= now:
+            if limit is not None and done >= limit:
+                return 0.0
+            done += 1
             due, order, job = heapq.heappop(timers)
             self.execute(job, now)
             if job.disabled:
@@ -175,9 +182,14 @@ class ActionRunner:
         return timers[0][0] - now if timers else None
 
     async def run(self) -> None:
-        """Run the timer actions until cancelled."""
+        """Run the timer actions until cancelled.
+
+        A big plant has thousands due at once: they run in batches, with a
+        checkpoint between batches, so Modbus requests are not held up for
+        the whole lot.
+        """
         while True:
-            delay = self.run_due(self.clock())
+            delay = self.run_due(self.clock(), limit=BATCH)
             await anyio.sleep(3600.0 if delay is None else max(delay, 0.0))
 
     def execute(self, job: _Job, now: float) -> None:

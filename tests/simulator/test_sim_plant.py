@@ -374,3 +374,14 @@ def test_parse_config_builds_a_thousand_devices_quickly() -> None:
     assert len(plant) == 1000
     assert sum(len(sim.points) for sim in plant) == 20000
     assert elapsed < 20  # generous: speed is measured in benchmarks/, this only guards against a blow-up
+
+
+def test_timer_actions_run_in_batches(tmp_path: Path) -> None:
+    plant = action_plant(tmp_path, [{"name": f"c{n}", "address": n, "action": "increment"} for n in range(5)])
+    clock = Clock()
+    runner = ActionRunner(plant, clock=clock)
+    assert runner.run_due(clock.now, limit=2) == 0.0  # more are due: come back at once
+    assert [plant.point(f"d/c{n}").value for n in range(5)] == [1, 1, 0, 0, 0]
+    assert runner.run_due(clock.now, limit=2) == 0.0
+    assert runner.run_due(clock.now, limit=2) == pytest.approx(1.0)
+    assert [plant.point(f"d/c{n}").value for n in range(5)] == [1] * 5
