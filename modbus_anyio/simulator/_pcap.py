@@ -7,8 +7,9 @@ ADU, from the client's real address to the listener's.  Responses split by
 fault injection appear as the separate segments they were; junk as the
 bytes that were sent.
 
-Calls of serial lines and RTU-over-TCP listeners are written as
-Modbus/TCP too (the same PDUs with an MBAP header; junk bytes as sent),
+TLS calls are written decrypted, as Modbus/TCP to port 502 (on port 802
+Wireshark would expect TLS records).  Calls of serial lines and
+RTU-over-TCP listeners are written as Modbus/TCP too (the same PDUs with an MBAP header; junk bytes as sent),
 between made-up addresses 10.0.0.<connection> -> 10.0.0.1, so that one
 file shows all the simulator's traffic.  Wireshark decodes TCP port 502 as
 Modbus/TCP by itself; for other ports use *Decode As* (tshark:
@@ -177,7 +178,12 @@ def write_pcap(calls: Iterable[CallRecord], out: BinaryIO, *, server_port: int |
                 synthetic = 2 + info.connection_id % 250
                 local, peer = ("10.0.0.1", 502), (f"10.0.0.{synthetic}", 1024 + info.connection_id % 60000)
             transport = "udp" if info.transport == "udp" else "tcp"
-            flow = _Flow(peer[0], peer[1], local[0], server_port if server_port is not None else local[1], transport)
+            port = local[1]
+            if server_port is not None:
+                port = server_port
+            elif info.transport == "tls":
+                port = 502  # written decrypted: Wireshark would take port 802 for TLS
+            flow = _Flow(peer[0], peer[1], local[0], port, transport)
             flows[key] = flow
             if transport == "tcp":
                 opening = call.time - 0.000003

@@ -125,3 +125,20 @@ def test_calls_of_serial_lines_are_written_as_modbus_tcp(tmp_path: Path) -> None
         ("10.0.0.1", "5", "1,2"),
         ("10.0.0.6", "5", ""),
     ]
+
+
+def test_tls_calls_are_written_decrypted_to_port_502(tmp_path: Path) -> None:
+    from modbus_anyio import ConnectionInfo
+    from modbus_anyio.simulator._pcap import write_pcap
+    from modbus_anyio.simulator._traffic import CallRecorder
+    from modbus_core import ReadHoldingRegistersResponse, Request
+
+    info = ConnectionInfo("tls", "127.0.0.1:40000", "127.0.0.1:802", role="operator", server="secure", connection_id=9)
+    recorder = CallRecorder()
+    request = Request(ReadHoldingRegisters(0, 1), 1, 3)
+    recorder.record(1_700_000_000.0, 0.001, info, request, request.reply(ReadHoldingRegistersResponse((42,))))
+    path = tmp_path / "tls.pcap"
+    with path.open("wb") as file:
+        write_pcap(recorder.calls(), file)
+    rows = tshark(path)  # no "decode as": port 502 is Modbus/TCP to Wireshark
+    assert [(row["tcp.srcport"], row["modbus.regval_uint16"]) for row in rows] == [("40000", ""), ("502", "42")]
