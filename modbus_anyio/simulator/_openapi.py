@@ -468,7 +468,7 @@ def openapi_document() -> dict[str, Any]:
                 "description": (
                     "Raw IP packets with synthesized TCP or UDP headers around Modbus/TCP ADUs. Wireshark "
                     "decodes port 502 as Modbus by itself; for other ports use Decode As (tshark: "
-                    "-d tcp.port==5020,mbtcp) or server_port=502."
+                    "-d tcp.port==5020,mbtcp) or server_port=502. TLS calls are written decrypted, to port 502."
                 ),
                 "parameters": [
                     *_CALL_FILTERS,
