@@ -44,6 +44,7 @@ from modbus_core import (
     Response,
     RtuFramer,
     ServerConnection,
+    ServerDiagnostics,
     crc16,
 )
 
@@ -81,10 +82,11 @@ Operations = dict[str, Callable[[], object]]
 
 
 def _ours() -> Operations:
-    tcp = ServerConnection(MbapFramer())
-    tcp_cold = ServerConnection(MbapFramer())
-    rtu = ServerConnection(RtuFramer(19200))
-    rtu_cold = ServerConnection(RtuFramer(19200))
+    # Configured as the servers configure them: with the line's counters.
+    tcp = ServerConnection(MbapFramer(), diagnostics=ServerDiagnostics())
+    tcp_cold = ServerConnection(MbapFramer(), diagnostics=ServerDiagnostics())
+    rtu = ServerConnection(RtuFramer(19200), diagnostics=ServerDiagnostics())
+    rtu_cold = ServerConnection(RtuFramer(19200), diagnostics=ServerDiagnostics())
     tcp_response = Response(ReadHoldingRegistersResponse(REGISTERS), 1, 0x1234)
     rtu_response = Response(ReadHoldingRegistersResponse(REGISTERS), 1, 0)
     polls, distinct_tcp, distinct_rtu = _inputs()

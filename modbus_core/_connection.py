@@ -164,10 +164,10 @@ class ServerConnection(_Connection):
         self._decoded: dict[bytes, RequestPdu] = {}
         # The whole-frame cache needs a built-in stream framer (exactly: a
         # subclass may see frames differently) and nothing to do per frame
-        # but decoding it.  Its keys are whole reads (on MBAP without the
-        # transaction id).
+        # but decoding it and counting it.  Its keys are whole reads (on MBAP
+        # without the transaction id).
         self._frames: dict[bytes, tuple[int, RequestPdu]] = {}
-        fast = units is None and diagnostics is None and not echo
+        fast = units is None and not echo
         self._mbap = framer if fast and type(framer) is MbapFramer and not framer.datagram else None
         self._rtu = (
             framer if fast and type(framer) is RtuFramer and not framer.strict_timing and not framer.datagram else None
@@ -198,6 +198,8 @@ class ServerConnection(_Connection):
                 event.transaction_id = data[0] << 8 | data[1]
                 event.__class__ = Request
                 self._ready = event
+                if self._diagnostics is not None:
+                    self._diagnostics.frame_received()
                 return
             self._candidate = key
         elif (
@@ -215,6 +217,8 @@ class ServerConnection(_Connection):
                 event.transaction_id = 0
                 event.__class__ = Request
                 self._ready = event
+                if self._diagnostics is not None:
+                    self._diagnostics.frame_received()
                 return
             self._candidate = data
         else:

@@ -256,6 +256,23 @@ def test_repeated_polls_with_new_transaction_ids() -> None:
         ]
 
 
+@pytest.mark.parametrize("framing", ["mbap", "rtu"])
+def test_remembered_frames_are_still_counted(framing: str) -> None:
+    # Servers give their connections the line's counters: a poll answered
+    # from the whole-frame cache is still a message seen on the line.
+    diagnostics = ServerDiagnostics()
+    if framing == "mbap":
+        server = ServerConnection(MbapFramer(), diagnostics=diagnostics)
+        reads = [whole(mbap(transaction_id, 1, NEXT_REQUEST_WIRE)) for transaction_id in range(1, 6)]
+        expected = [[Request(NEXT_REQUEST, 1, transaction_id)] for transaction_id in range(1, 6)]
+    else:
+        server = ServerConnection(RtuFramer(), diagnostics=diagnostics)
+        reads = [whole(rtu(1, NEXT_REQUEST_WIRE), float(second)) for second in range(5)]
+        expected = [[Request(NEXT_REQUEST, 1)]] * 5
+    assert [feed(server, read) for read in reads] == expected
+    assert diagnostics.bus_message_count == 5
+
+
 def test_caches_stay_bounded_and_correct_over_many_distinct_requests() -> None:
     tcp = ServerConnection(MbapFramer())
     serial = ServerConnection(RtuFramer())
