@@ -325,6 +325,10 @@ def check(data: bytes) -> None:
             if listen_only and not restart and before is not None:
                 expect(fingerprint(device) == before, "{!r} changed a device in listen-only mode", request)  # type: ignore[arg-type]
             continue
+        if not pdu.function_code & 0x7F:
+            # 0x00 and 0x80 are no functions: no exception response to them can be encoded.
+            expect(reply is None, "{!r} to function 0 was answered {!r}", request, reply)
+            continue
         if device is None:
             expect(
                 reply is not None and is_exception(reply.pdu, pdu.function_code, 0x0B),

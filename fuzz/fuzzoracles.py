@@ -547,10 +547,11 @@ class TappedRtuFramer(RtuFramer):
 
 
 class TappedAsciiFramer(AsciiFramer):
-    __slots__ = ("depth", "frames", "ledger")
+    __slots__ = ("delimiters", "depth", "frames", "ledger")
 
     def __init__(self, *, timeout: float, input_delimiter: int) -> None:
         super().__init__(timeout=timeout, input_delimiter=input_delimiter)
+        self.delimiters = {input_delimiter}  # every delimiter in force so far
         self.depth = 0
         self.ledger = Ledger()
         self.frames: list[FrameTuple] = []
@@ -582,9 +583,12 @@ class TappedAsciiFramer(AsciiFramer):
             if ledger.at_cursor(1) != b":":
                 ledger.skip_blanks()
             segment = ledger.at_cursor(size)
+            # A frame parsed at a timeout may come out after 08/03 changed the delimiter.
+            self.delimiters.add(self.input_delimiter)
             expect(
                 segment[:1] == b":"
-                and segment[-2:] == bytes((0x0D, self.input_delimiter))
+                and segment[-2] == 0x0D
+                and segment[-1] in self.delimiters
                 and _hex_or_none(segment[1:-2]) == raw,
                 "ASCII frame {} is not the next input {!r}",
                 raw.hex(),
@@ -940,9 +944,13 @@ class ServerRig:
         reply = self.dispatcher.dispatch(request)
         expect(reply is None or isinstance(reply, Response), "dispatch returned {!r}", reply)
         if reply is None:
-            # TCP answers every request, except in listen-only mode (which 08/04 enters).
+            # TCP answers every request, except in listen-only mode (which 08/04 enters) and
+            # function code 0x00/0x80, to which no exception response can be encoded.
             expect(
-                not self.answers_everything or listen_only or _is_force_listen_only(request.pdu),
+                not self.answers_everything
+                or listen_only
+                or _is_force_listen_only(request.pdu)
+                or not request.pdu.function_code & 0x7F,
                 "{!r} got no answer, and the server was not in listen-only mode",
                 request,
             )

@@ -190,6 +190,7 @@ FINDINGS: tuple[Finding, ...] = (
         "a request with function code 0x00 or 0x80 is answered with ExceptionResponse(function_code=0), "
         "which the ExceptionResponse constructor refuses and no ClientConnection can decode",
         r"built ExceptionResponse\(function_code=0,",
+        fixed="ed7a1b0 (no answer at all to function code 0x00/0x80, by design)",
     ),
     Finding(
         "mbap-datagram-several-adus",
@@ -216,18 +217,21 @@ FINDINGS: tuple[Finding, ...] = (
         "on a shared line, a request to us that only silence delimits (08/00, unknown or custom codes) is "
         "dropped without a trace when it follows a request to another unit (it is framed as a response)",
         r"a frame for unit \d+ that reads as a request, .*, was skipped",
+        fixed="a746603",
     ),
     Finding(
         "diagnostics-response-length",
         "decode_response accepts an 08 response whose data is not 2 bytes for sub-functions other than 00, "
         "which the RTU length rule (5 bytes) frames differently: MBAP and ASCII clients accept it, RTU cannot",
         r"response 08.* decodes, but the RTU length rule says 5, not",
+        fixed="a746603",
     ),
     Finding(
         "client-malformed-request-count",
         "ClientConnection.next_event raises AttributeError when a bit-read response (FC01/02) answers a "
         "MalformedRequest the client sent (a gateway forwarding what it received): _match reads request.pdu.count",
         r"AttributeError: 'MalformedRequest' object has no attribute 'count'",
+        fixed="a746603",
     ),
     Finding(
         "oversize-pdu-decode",
@@ -249,6 +253,7 @@ FINDINGS: tuple[Finding, ...] = (
         "AsciiFramer drops its whole buffer as INCOMPLETE (inter-character timeout) when data arrives after the "
         "timeout or handle_timeout fires, complete frames not yet read by next_event included (RtuFramer keeps them)",
         r"a valid frame 3a[0-9a-f]* that arrived on an idle link came out as drop INCOMPLETE",
+        fixed="a746603",
     ),
     Finding(
         "ascii-broadcast-delimiter",
