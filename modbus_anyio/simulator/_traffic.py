@@ -18,7 +18,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import anyio
 
@@ -184,12 +184,20 @@ class CallRecord:
         }
 
 
+_Entry: TypeAlias = tuple[int, float, float, ConnectionInfo, Request, HandlerResult, "int | None"]
+
+
 class CallRecorder:
-    """The last *keep* calls, newest last; ids increase from 1."""
+    """The last *keep* calls, newest last; ids increase from 1.
+
+    Calls are kept as plain tuples (one allocation per request on the hot
+    path) and become :class:`CallRecord` objects when someone reads them.
+    """
+
+    __slots__ = ("_calls", "keep", "last_id")
 
     def __init__(self, keep: int = 10000) -> None:
-        self._calls: deque[CallRecord] = deque(maxlen=keep)
-        self._ids = itertools.count(1)
+        self._calls: deque[_Entry] = deque(maxlen=keep)
         self.last_id = 0
         self.keep = keep
 
@@ -204,29 +212,26 @@ class CallRecorder:
         request: Request,
         outcome: HandlerResult,
         fault: int | None = None,
-    ) -> CallRecord:
-        call_id = next(self._ids)
-        call = CallRecord(call_id, started, duration, info, request, outcome, fault)
-        self._calls.append(call)
-        self.last_id = call_id
-        return call
+    ) -> None:
+        self.last_id = call_id = self.last_id + 1
+        self._calls.append((call_id, started, duration, info, request, outcome, fault))
 
     def clear(self) -> None:
         self._calls.clear()
 
     def calls(self) -> list[CallRecord]:
         """Every kept call, oldest first."""
-        return list(self._calls)
+        return [CallRecord(*entry) for entry in list(self._calls)]
 
     def since(self, call_id: int) -> list[CallRecord]:
         """The calls newer than *call_id*, oldest first."""
         if call_id >= self.last_id:
             return []
-        calls = self._calls
+        calls = list(self._calls)
         newer = self.last_id - call_id
-        if newer >= len(calls):
-            return list(calls)
-        return list(itertools.islice(calls, len(calls) - newer, None))
+        if newer < len(calls):
+            calls = calls[len(calls) - newer :]
+        return [CallRecord(*entry) for entry in calls]
 
 
 # --------------------------------------------------------------------------
