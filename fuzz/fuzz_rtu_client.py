@@ -29,6 +29,8 @@ from fuzzsupport import START_TIMES, Reader, fuzz, instrumented, read_ops, seria
 with instrumented(__name__ == "__main__"):
     from fuzzoracles import (
         BY_SILENCE,
+        MAX_PDU,
+        InvariantError,
         TappedRtuFramer,
         check_response_roundtrip,
         expect,
@@ -45,6 +47,7 @@ with instrumented(__name__ == "__main__"):
         DropCause,
         ExceptionResponse,
         FrameDropped,
+        LocalProtocolError,
         ReadCoils,
         ReadCoilsResponse,
         ReadDiscreteInputs,
@@ -167,6 +170,16 @@ def check(data: bytes) -> None:
             unit = op.data[0]
             if not 1 <= pdu.function_code <= 0x7F or (0, unit) in {(r.transaction_id, r.unit) for r in client.pending}:
                 continue
+            if len(pdu.encode()) > MAX_PDU:
+                try:
+                    wire = client.send(Request(pdu, unit))
+                except LocalProtocolError:
+                    expect(
+                        (0, unit) not in {(r.transaction_id, r.unit) for r in client.pending},
+                        "a refused request stayed pending",
+                    )
+                    continue
+                raise InvariantError(f"send() framed a {len(pdu.encode())}-byte PDU, over 253, as {wire.hex()}")
             wire = client.send(Request(pdu, unit))
             expect(wire == rtu_frame(unit, pdu.encode()), "{!r} to unit {} went out as {}", pdu, unit, wire.hex())
             if echo:
