@@ -297,7 +297,7 @@ def handler_cost(rounds: int = 15, requests: int = 20000) -> list[str]:
             plain = min(plain, run(dispatcher.dispatch))
             simulated = min(simulated, run(lambda request: handler(request, info)))
         name = f"fc{pdu.function_code} x {10 if pdu.function_code == 3 else 100}"
-        lines.append(f"| {name} | {plain:.2f} us | {simulated:.2f} us | +{simulated - plain:.2f} us |")
+        lines.append(f"| {name} | {plain:.2f} us | {simulated:.2f} us | {simulated - plain:+.2f} us |")
     return lines
 
 
