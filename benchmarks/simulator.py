@@ -59,6 +59,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 WORKLOADS = [("fc3", 0, 10), ("fc16", 0, 100)]
+NOTES = "## Reading these numbers"
 
 
 def free_port() -> int:
@@ -527,7 +528,13 @@ def main() -> int:
     lines += [f"Load average at the end (1, 5, 15 min): {load}; at the start: {start_load}.", ""]
     text = "\n".join(lines)
     print(text)
-    arguments.out.write_text(text, encoding="utf-8")
+    # Keep the hand-written notes that follow the numbers in an earlier version of the file.
+    notes = ""
+    if arguments.out.exists():
+        earlier = arguments.out.read_text(encoding="utf-8")
+        if NOTES in earlier:
+            notes = earlier[earlier.index(NOTES) :]
+    arguments.out.write_text(text + ("\n" + notes if notes else ""), encoding="utf-8")
     return 0
 
 
