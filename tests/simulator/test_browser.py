@@ -2,12 +2,14 @@
 
 One browser and one simulator (the built-in plant, on free ports, in a
 background thread) serve the whole module; each test opens its own page.
-Screenshots for the documentation go to docs/_static/screenshots/.
+Screenshots for the documentation go to docs/_static/screenshots/ when
+MODBUSKIT_SCREENSHOTS=1 is set.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import time
@@ -90,9 +92,19 @@ def modbus(simulator: Simulator) -> tuple[str, int]:
     return host, int(port)
 
 
-def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/_static/screenshots/ with MODBUSKIT_SCREENSHOTS=1 (to refresh the documentation's
+    pictures), else a temporary directory: a test run leaves the checkout as it was."""
+    if os.environ.get("MODBUSKIT_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def screenshot(page: Any, directory: Path, name: str) -> None:
+    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
+    assert (directory / f"{name}.png").stat().st_size > 10_000
 
 
 def test_editing_a_register_on_the_page_reaches_a_modbus_client(page: Any, simulator: Simulator) -> None:
@@ -123,7 +135,7 @@ def test_editing_a_register_on_the_page_reaches_a_modbus_client(page: Any, simul
     expect(page.locator("#message")).to_have_text("water-tank/outlet_valve set to false")
 
 
-def test_a_modbus_write_shows_on_the_page_without_reloading(page: Any, simulator: Simulator) -> None:
+def test_a_modbus_write_shows_on_the_page_without_reloading(page: Any, simulator: Simulator, screenshots: Path) -> None:
     expect = playwright_sync.expect
     page.goto("/registers?device=water-tank")
     field = page.get_by_label("Value of water-tank/high_setpoint")
@@ -142,10 +154,12 @@ def test_a_modbus_write_shows_on_the_page_without_reloading(page: Any, simulator
     while level.input_value() == first and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert level.input_value() != first
-    screenshot(page, "registers")
+    screenshot(page, screenshots, "registers")
 
 
-def test_injecting_a_fault_on_the_page_reaches_a_modbus_client(page: Any, simulator: Simulator) -> None:
+def test_injecting_a_fault_on_the_page_reaches_a_modbus_client(
+    page: Any, simulator: Simulator, screenshots: Path
+) -> None:
     expect = playwright_sync.expect
     page.goto("/calls")
     page.get_by_label("What happens").select_option("exception")
@@ -174,13 +188,13 @@ def test_injecting_a_fault_on_the_page_reaches_a_modbus_client(page: Any, simula
     page.get_by_role("button", name="Inject fault").click()
     expect(page.locator("#fault-message")).to_have_text(re.compile(r"Fault rule \d+ is active\."))
     expect(rules.first).to_contain_text("answer 0.2 s late")
-    screenshot(page, "calls")
+    screenshot(page, screenshots, "calls")
     rules.first.get_by_role("button").click()
     expect(rules.first).to_contain_text("ended (removed)")
     assert simulator.faults.rules == []
 
 
-def test_log_and_server_pages(page: Any, simulator: Simulator) -> None:
+def test_log_and_server_pages(page: Any, simulator: Simulator, screenshots: Path) -> None:
     expect = playwright_sync.expect
     page.goto("/log")
     expect(page.locator("#log tbody tr").filter(has_text="simulator running")).to_have_count(1)
@@ -189,7 +203,7 @@ def test_log_and_server_pages(page: Any, simulator: Simulator) -> None:
     logging.getLogger("modbus_anyio.simulator").warning("pressure too high")
     expect(page.locator("#log tbody tr").first).to_contain_text("pressure too high")
     expect(page.locator("#log tbody tr").filter(has_text="simulator running")).to_have_count(0)
-    screenshot(page, "log")
+    screenshot(page, screenshots, "log")
     page.goto("/server")
     listener = page.locator("#listeners tbody tr").first
     expect(listener).to_contain_text("running")
@@ -197,7 +211,7 @@ def test_log_and_server_pages(page: Any, simulator: Simulator) -> None:
     with modbus_client(modbus(simulator)) as client:
         client.read_holding_registers(0, count=1, device_id=1)
         expect(listener.locator("li")).to_contain_text(re.compile(r"127\.0\.0\.1:\d+"))  # the connected client
-        screenshot(page, "server")
+        screenshot(page, screenshots, "server")
     listener.get_by_role("button", name="Stop listener plant").click()
     expect(listener).to_contain_text("stopped")
     listener.get_by_role("button", name="Start listener plant").click()
