@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from anyio_support import IssueClient, PtyPair
 
 from modbus_anyio._cli import main
 from modbus_anyio._serve import parse_endpoint
@@ -30,6 +29,8 @@ from modbus_core import (
     RtuFramer,
     WriteSingleRegister,
 )
+
+from .anyio_support import IssueClient, PtyPair
 
 LISTENING = re.compile(r"modbuskit serve(?: \(sync\))?: (\w+) on (\S+)")
 

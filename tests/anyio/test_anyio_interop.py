@@ -19,10 +19,11 @@ import anyio
 import anyio.to_thread
 import pytest
 import trustme
-from anyio_support import IssueClient, PtyPair
 
 from modbus_anyio import SerialServer, TcpServer, TlsServer, UdpServer
 from modbus_core import Device, DeviceIdentity, ServerContext
+
+from .anyio_support import IssueClient, PtyPair
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 

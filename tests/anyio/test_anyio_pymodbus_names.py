@@ -9,7 +9,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
-from anyio_support import PtyPair, SerialEnd, connect
 
 import modbus_anyio
 from modbus_anyio import (
@@ -29,6 +28,8 @@ from modbus_anyio import (
     started_servers,
 )
 from modbus_core import ClientConnection, ReadDeviceIdentification, ReadHoldingRegisters, RtuFramer
+
+from .anyio_support import PtyPair, SerialEnd, connect
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from anyio_support import IssueClient, role_value
 
 from modbus_anyio import ROLE_OID, AccessRule, RolePolicy, client_role, server_ssl_context
 from modbus_core import (
@@ -28,6 +27,8 @@ from modbus_core import (
     WriteSingleCoil,
     WriteSingleRegister,
 )
+
+from .anyio_support import IssueClient, role_value
 
 
 def test_role_oid_is_the_specifications() -> None:

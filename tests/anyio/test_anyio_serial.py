@@ -6,7 +6,6 @@ import logging
 
 import anyio
 import pytest
-from anyio_support import PtyPair, SerialEnd
 
 from modbus_anyio import ConnectionInfo, SerialServer, serve_serial
 from modbus_core import (
@@ -29,6 +28,8 @@ from modbus_core import (
     WriteSingleRegister,
     crc16,
 )
+
+from .anyio_support import PtyPair, SerialEnd
 
 pytestmark = [pytest.mark.anyio, pytest.mark.serial]
 

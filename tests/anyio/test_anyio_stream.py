@@ -6,7 +6,6 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from anyio_support import Client
 
 from modbus_anyio import AccessRule, ConnectionInfo, RolePolicy, serve_stream
 from modbus_core import (
@@ -21,6 +20,8 @@ from modbus_core import (
     WriteSingleRegister,
     WriteSingleRegisterResponse,
 )
+
+from .anyio_support import Client
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio_support import connect, read_all_until_closed
 
 from modbus_anyio import ConnectionInfo, RawReply, TcpServer, serve_tcp
 from modbus_core import (
@@ -40,6 +39,8 @@ from modbus_core import (
     WriteSingleCoil,
     WriteSingleRegister,
 )
+
+from .anyio_support import connect, read_all_until_closed
 
 pytestmark = pytest.mark.anyio
 

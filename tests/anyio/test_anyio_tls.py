@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import pytest
 import trustme
-from anyio_support import Client, ClientCertificate, IssueClient, role_value
 
 from modbus_anyio import AccessRule, ConnectionInfo, RolePolicy, TlsServer
 from modbus_core import (
@@ -23,6 +22,8 @@ from modbus_core import (
     ServerContext,
     WriteSingleRegister,
 )
+
+from .anyio_support import Client, ClientCertificate, IssueClient, role_value
 
 pytestmark = pytest.mark.anyio
 
@@ -148,7 +149,7 @@ async def test_client_without_certificate_is_refused(
 async def test_client_certificate_from_another_ca_is_refused(
     server_files: dict[str, Path], ca: trustme.CA, tmp_path: Path
 ) -> None:
-    from anyio_support import issue_client_certificate
+    from .anyio_support import issue_client_certificate
 
     stranger = issue_client_certificate(trustme.CA(), "stranger", roles=(role_value("engineer"),))
     async with TlsServer(ServerContext(Device.sized(5)), port=0, **server_files) as server:  # type: ignore[arg-type]

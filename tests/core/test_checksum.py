@@ -5,11 +5,12 @@ from __future__ import annotations
 import array
 
 import pytest
-from cases import reference_crc, reference_lrc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modbus_core import crc16, lrc
+
+from .cases import reference_crc, reference_lrc
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cases import (
-    EXCHANGES,
-    MALFORMED_REQUESTS,
-    RAW_REQUESTS,
-    Exchange,
-    ascii_frame,
-    bytewise,
-    feed,
-    mbap,
-    rtu,
-    split,
-    whole,
-)
 
 from modbus_core import (
     AsciiFramer,
@@ -51,6 +38,20 @@ from modbus_core import (
     ServerConnection,
     ServerDiagnostics,
     WriteSingleRegister,
+)
+
+from .cases import (
+    EXCHANGES,
+    MALFORMED_REQUESTS,
+    RAW_REQUESTS,
+    Exchange,
+    ascii_frame,
+    bytewise,
+    feed,
+    mbap,
+    rtu,
+    split,
+    whole,
 )
 
 UNIT = 17

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from dispatch_support import SerialLine, answer, ask, error_code, wire
 
 from modbus_core import (
     NEED_DATA,
@@ -41,6 +40,8 @@ from modbus_core import (
     WriteSingleRegister,
     crc16,
 )
+
+from .dispatch_support import SerialLine, answer, ask, error_code, wire
 
 Sub = DiagnosticSubFunction
 

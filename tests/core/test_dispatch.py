@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import pytest
-from dispatch_support import answer, ask, error_code, wire
 
 from modbus_core import (
     BitTable,
@@ -63,6 +62,8 @@ from modbus_core import (
     WriteSingleRegister,
     WriteSingleRegisterResponse,
 )
+
+from .dispatch_support import answer, ask, error_code, wire
 
 ILLEGAL_FUNCTION = ExceptionCode.ILLEGAL_FUNCTION
 ILLEGAL_ADDRESS = ExceptionCode.ILLEGAL_DATA_ADDRESS

@@ -10,7 +10,6 @@ from typing import ClassVar
 import anyio
 import pytest
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from dispatch_support import wire
 
 from modbus_core import (
     NEED_DATA,
@@ -48,6 +47,8 @@ from modbus_core import (
     WriteSingleCoil,
     WriteSingleRegister,
 )
+
+from .dispatch_support import wire
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,6 @@ import pickle
 from typing import Any
 
 import pytest
-from cases import feed, mbap, rtu, whole
 
 from modbus_core import (
     NEED_DATA,
@@ -32,6 +31,8 @@ from modbus_core import (
     RtuFramer,
     ServerConnection,
 )
+
+from .cases import feed, mbap, rtu, whole
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from cases import ascii_frame, bytewise, char_time, feed, mbap, rtu, split, whole
 
 from modbus_core import (
     AsciiFramer,
@@ -35,6 +34,8 @@ from modbus_core import (
     WriteSingleRegister,
     WriteSingleRegisterResponse,
 )
+
+from .cases import ascii_frame, bytewise, char_time, feed, mbap, rtu, split, whole
 
 READ = bytes.fromhex("03006B0003")  # read holding registers 108-110
 READ_PDU = ReadHoldingRegisters(107, 3)

@@ -6,7 +6,6 @@ import dataclasses
 from typing import ClassVar
 
 import pytest
-from cases import feed, rtu, whole
 
 from modbus_core import (
     ClientConnection,
@@ -28,6 +27,8 @@ from modbus_core import (
     RtuFramer,
     ServerConnection,
 )
+
+from .cases import feed, rtu, whole
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from dispatch_support import answer, error_code, wire
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,8 @@ from modbus_core import (
     ReportServerId,
     ReportServerIdResponse,
 )
+
+from .dispatch_support import answer, error_code, wire
 
 BASIC = DeviceIdentity("ACME", "PM-100", "3.2")
 REGULAR = DeviceIdentity(

@@ -9,15 +9,6 @@ import pickle
 from typing import Any
 
 import pytest
-from cases import (
-    MALFORMED_REQUESTS,
-    MALFORMED_RESPONSES,
-    RAW_REQUESTS,
-    REQUEST_CLASSES,
-    RESPONSE_CLASSES,
-    request_cases,
-    response_cases,
-)
 
 import modbus_core
 from modbus_core import (
@@ -70,6 +61,16 @@ from modbus_core import (
     WriteSingleCoilResponse,
     WriteSingleRegister,
     WriteSingleRegisterResponse,
+)
+
+from .cases import (
+    MALFORMED_REQUESTS,
+    MALFORMED_RESPONSES,
+    RAW_REQUESTS,
+    REQUEST_CLASSES,
+    RESPONSE_CLASSES,
+    request_cases,
+    response_cases,
 )
 
 TABLE = FunctionTable()

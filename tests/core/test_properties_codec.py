@@ -8,7 +8,6 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from cases import mbap, rtu
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +73,8 @@ from modbus_core import (
     WriteSingleRegister,
     WriteSingleRegisterResponse,
 )
+
+from .cases import mbap, rtu
 
 TABLE = FunctionTable()
 CHEAP = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

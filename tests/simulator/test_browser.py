@@ -19,9 +19,10 @@ from typing import Any
 
 import anyio.from_thread
 import pytest
-from sim_support import modbus_client
 
 from modbus_anyio.simulator import Simulator, default_config
+
+from .sim_support import modbus_client
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

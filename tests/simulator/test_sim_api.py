@@ -10,10 +10,11 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from sim_support import http, modbus_address, modbus_client, running, small_config
 from starlette.routing import Mount, Route
 
 from modbus_anyio.simulator import Simulator, default_config
+
+from .sim_support import http, modbus_address, modbus_client, running, small_config
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sim_support import PYMODBUS_SETUP, modbus_client, plant_document, write_json
+
+from .sim_support import PYMODBUS_SETUP, modbus_client, plant_document, write_json
 
 MODBUSKIT = [sys.executable, "-m", "modbus_anyio"]
 

@@ -11,10 +11,11 @@ from typing import Any
 import jsonschema
 import pytest
 import trustme
-from sim_support import PYMODBUS_SETUP, plant_document, write_json
 
 from modbus_anyio.simulator import ConfigError, config_schema, default_config, load_config, parse_config
 from modbus_core import TableKind
+
+from .sim_support import PYMODBUS_SETUP, plant_document, write_json
 
 
 def problems_of(document: Any, tmp_path: Path) -> list[str]:

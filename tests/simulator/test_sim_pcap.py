@@ -9,9 +9,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sim_support import http, modbus_address, modbus_client, running, small_config
 
 from modbus_core import MbapFramer, ReadHoldingRegisters
+
+from .sim_support import http, modbus_address, modbus_client, running, small_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")]
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_support import PYMODBUS_SETUP, plant_document, small_config, write_json
 
 from modbus_anyio.simulator import load_config, parse_config
 from modbus_anyio.simulator._actions import ActionRunner
@@ -29,6 +28,8 @@ from modbus_core import (
     WriteSingleCoil,
     WriteSingleRegister,
 )
+
+from .sim_support import PYMODBUS_SETUP, plant_document, small_config, write_json
 
 
 def answer(plant: Plant, pdu: RequestPdu, unit: int = 1) -> Any:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sim_support import modbus_address, modbus_client, plant_document, running, small_config, write_json
 
 from modbus_anyio.simulator import Simulator, StateError, parse_config
 from modbus_anyio.simulator._plant import Plant, SimDevice
 from modbus_anyio.simulator._state import SAVE_INTERVAL, StateStore
 from modbus_core import TableKind
+
+from .sim_support import modbus_address, modbus_client, plant_document, running, small_config, write_json
 
 
 def test_values_round_trip_through_the_file(tmp_path: Path) -> None:

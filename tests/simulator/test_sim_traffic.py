@@ -10,10 +10,11 @@ from typing import Any
 import anyio
 import pytest
 from pymodbus.exceptions import ModbusIOException
-from sim_support import http, modbus_address, modbus_client, running, small_config
 
 from modbus_anyio.simulator import Simulator
 from modbus_core import MbapFramer, ReadHoldingRegisters, ReadHoldingRegistersResponse
+
+from .sim_support import http, modbus_address, modbus_client, running, small_config
 
 pytestmark = pytest.mark.anyio
 

@@ -19,12 +19,13 @@ import anyio
 import httpx
 import pytest
 import trustme
-from sim_support import PYMODBUS_SETUP, modbus_client, plant_document, running, write_json
 
 from modbus_anyio.simulator import ModbusSimulatorServer, get_simulator_commandline, load_config
 from modbus_anyio.simulator._actions import ActionRunner
 from modbus_anyio.simulator._plant import Plant
 from modbus_core import MbapFramer, ReadHoldingRegisters, ReadHoldingRegistersResponse, RtuFramer
+
+from .sim_support import PYMODBUS_SETUP, modbus_client, plant_document, running, write_json
 
 pytestmark = pytest.mark.anyio
 
