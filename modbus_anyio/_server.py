@@ -326,12 +326,16 @@ class ServerBase:
             raise
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
+        # The body's exception is not handed to the task group: on trio it
+        # would come out wrapped in an exception group.  The shutdown is
+        # shielded so that it completes (bounded by shutdown_timeout) even
+        # when the body was cancelled; the exception then propagates as is.
         try:
-            await self.shutdown()
+            with anyio.CancelScope(shield=True):
+                await self.shutdown()
         finally:
-            result = await self._context_group.__aexit__(*exc_info)
-        return result
+            await self._context_group.__aexit__(None, None, None)
 
     # -- for subclasses ---------------------------------------------------------
 

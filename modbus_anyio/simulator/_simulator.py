@@ -399,12 +399,14 @@ class Simulator:
         self._context_group = group
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
+        # As for the servers: the body's exception propagates as it is (not
+        # wrapped by the task group), after a shielded stop.
         group = self._context_group
         assert group is not None
         try:
-            await self.stop()
+            with anyio.CancelScope(shield=True):
+                await self.stop()
         finally:
             self._context_group = None
-            result = await group.__aexit__(*exc_info)
-        return result
+            await group.__aexit__(None, None, None)

@@ -145,6 +145,33 @@ async def test_serve_forever_reports_the_server_and_shutdown_stops_it() -> None:
         await anyio.connect_tcp("127.0.0.1", server.port)
 
 
+async def test_an_error_inside_async_with_propagates_unwrapped_after_shutdown() -> None:
+    # On trio a task group wraps a body's exception in an exception group;
+    # the server's context manager must not.
+    server = TcpServer(context(), port=0)
+    ports: list[int] = []
+
+    async def body() -> None:
+        async with server:
+            ports.append(server.port)
+            raise KeyError("from the body")
+
+    with pytest.raises(KeyError, match="from the body"):
+        await body()
+    assert not server.listening
+    with pytest.raises(OSError):
+        await anyio.connect_tcp("127.0.0.1", ports[0])
+
+
+async def test_a_cancelled_body_still_shuts_the_server_down() -> None:
+    server = TcpServer(context(), port=0)
+    with anyio.move_on_after(0.2) as scope:
+        async with server:
+            await anyio.sleep(10)
+    assert scope.cancelled_caught
+    assert not server.listening
+
+
 async def test_address_in_use_is_a_plain_oserror() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

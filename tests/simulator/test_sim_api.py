@@ -346,3 +346,18 @@ async def test_stopping_ends_open_event_streams_promptly() -> None:
                 await ended.wait()
     assert time.monotonic() - started < 5
     assert simulator.status == "stopped"
+
+
+async def test_an_error_inside_async_with_propagates_unwrapped_after_stopping() -> None:
+    simulator = Simulator(small_config())
+    addresses: list[tuple[str, int]] = []
+
+    async def body() -> None:
+        async with simulator:
+            addresses.append(modbus_address(simulator))
+            raise KeyError("from the body")
+
+    with pytest.raises(KeyError, match="from the body"), anyio.fail_after(10):
+        await body()
+    with pytest.raises(OSError):
+        await anyio.connect_tcp(*addresses[0])
