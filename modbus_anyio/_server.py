@@ -48,7 +48,17 @@ from modbus_core import (
 
 from ._handler import ConnectionInfo, Handler, next_connection_id
 from ._security import RolePolicy, check_server_context, client_role, server_ssl_context
-from ._session import FramerSpec, Hooks, Session, TraceConnect, TracePacket, TracePdu, build_framer, function_table
+from ._session import (
+    FramerSpec,
+    Hooks,
+    Session,
+    TraceConnect,
+    TracePacket,
+    TracePdu,
+    build_framer,
+    function_table,
+    make_connection,
+)
 
 if TYPE_CHECKING:
     from .compat import ModbusDeviceIdentification
@@ -362,11 +372,14 @@ class ServerBase:
             record.close()
 
     def _new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
-        units = self.units
-        if units is None and self._serial_line and self.dispatcher is not None:
-            units = self.dispatcher
-        connection = ServerConnection(
-            framer, units=units, functions=self.functions, echo=echo, diagnostics=self.diagnostics
+        connection = make_connection(
+            framer,
+            units=self.units,
+            dispatcher=self.dispatcher,
+            serial_line=self._serial_line,
+            functions=self.functions,
+            echo=echo,
+            diagnostics=self.diagnostics,
         )
         return Session(
             connection, info, dispatcher=self.dispatcher, handler=self.handler, policy=self._policy(), hooks=self.hooks

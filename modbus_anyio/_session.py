@@ -481,9 +481,19 @@ def make_connection(
     framer: Framer,
     *,
     units: Container[int] | None,
+    dispatcher: Dispatcher | None,
+    serial_line: bool,
     functions: FunctionTable | None,
     echo: bool = False,
     diagnostics: ServerDiagnostics | None = None,
 ) -> ServerConnection:
-    """A ServerConnection with the server's options."""
+    """The ServerConnection of one link, with the server's options.
+
+    On a serial line that ignores missing units, frames for units the
+    datastore lacks are other servers' business: they are skipped, and so
+    are their answers.  With ``ignore_missing_units=False`` (a point-to-point
+    line) they reach the dispatcher, which answers exception 0B.
+    """
+    if units is None and serial_line and dispatcher is not None and dispatcher.ignore_missing_units:
+        units = dispatcher
     return ServerConnection(framer, units=units, functions=functions, echo=echo, diagnostics=diagnostics)

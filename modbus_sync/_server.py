@@ -59,6 +59,7 @@ from modbus_anyio._session import (
     TracePdu,
     framer_kind,
     function_table,
+    make_connection,
 )
 from modbus_anyio.compat import ModbusDeviceIdentification, as_identity
 from modbus_core import (
@@ -68,7 +69,6 @@ from modbus_core import (
     Framer,
     FunctionTable,
     Request,
-    ServerConnection,
     ServerContext,
     ServerDiagnostics,
 )
@@ -756,13 +756,14 @@ class Server:
 
     def new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
         """The session of one connection (or UDP peer, or serial line)."""
-        units = self.units
-        if units is None and self._serial_line and self.dispatcher is not None and self.dispatcher.ignore_missing_units:
-            # On a shared line, frames for units the datastore lacks are
-            # other servers' business: skip them (and their answers).
-            units = self.dispatcher
-        connection = ServerConnection(
-            framer, units=units, functions=self.functions, echo=echo, diagnostics=self.diagnostics
+        connection = make_connection(
+            framer,
+            units=self.units,
+            dispatcher=self.dispatcher,
+            serial_line=self._serial_line,
+            functions=self.functions,
+            echo=echo,
+            diagnostics=self.diagnostics,
         )
         dispatcher = self.dispatcher
         handler = self.handler

@@ -112,6 +112,27 @@ async def test_broadcast_writes_without_answer(pty_pair: PtyPair) -> None:
             end.close()
 
 
+@pytest.mark.parametrize("ignore_missing_units", [True, False])
+async def test_missing_unit_on_a_point_to_point_line(pty_pair: PtyPair, ignore_missing_units: bool) -> None:
+    # Silence by default (a shared line); exception 0B when the user says the
+    # line is theirs alone.
+    server = SerialServer(
+        ServerContext({1: Device.sized(5)}), port=pty_pair.server, ignore_missing_units=ignore_missing_units
+    )
+    async with server:
+        end = SerialEnd(pty_pair.client)
+        try:
+            with anyio.fail_after(10):
+                if ignore_missing_units:
+                    await end.write(rtu(7, ReadHoldingRegisters(0, 1).encode()))
+                    assert await end.read_for(0.3) == b""
+                else:
+                    answer = await end.call(ClientConnection(RtuFramer()), ReadHoldingRegisters(0, 1), unit=7)
+                    assert answer.pdu == ExceptionResponse(3, 0x0B)
+        finally:
+            end.close()
+
+
 @pytest.mark.parametrize("echo", [True, False])
 async def test_local_echo_suppression(pty_pair: PtyPair, echo: bool) -> None:
     """An adapter that echoes: the server hears its own answer.  The answer to
