@@ -250,7 +250,7 @@ class RtuFramer(Framer):
     and a frame that starts less than t3.5 after the previous one is
     dropped.  Only for ports that deliver bytes as they arrive; a PC with a
     USB adapter cannot see sub-millisecond gaps, so by default a frame is
-    only broken by a gap of :data:`TOLERANT_GAP` (or t3.5, if longer).
+    only broken by a gap of 20 ms (or t3.5, if longer).
 
     *datagram*: every :meth:`receive_data` call is a complete datagram (RTU
     over UDP): its frames are parsed at once, what else it holds is dropped,
@@ -506,8 +506,12 @@ class AsciiFramer(Framer):
 
     A ``:`` always starts a new frame.  *timeout* is the inter-character
     timeout (1 s by default): a frame that stops arriving for longer is
-    dropped.  :attr:`input_delimiter` replaces LF as the end character
-    (function 08/03 changes it on a server).
+    dropped.
+
+    .. attribute:: input_delimiter
+
+       The byte that ends a frame after CR: LF (``0x0A``) unless given, or
+       changed by function 08/03 on a server connection.
     """
 
     __slots__ = ("_buffer", "_last", "_ready", "_timeout", "input_delimiter")

@@ -762,12 +762,16 @@ class FunctionTable:
             raise RemoteProtocolError(f"malformed response to function {pdu[0] & 0x7F}: {error}") from None
 
     def request_length(self, buffer: _Buffer, start: int, end: int) -> int | None:
-        """Length of the request PDU at ``buffer[start:end]`` (see :data:`LengthRule`)."""
+        """Length of the request PDU that starts at ``buffer[start]``, of which
+        ``end - start`` bytes have arrived: None while more bytes are needed
+        to know it; -1 when only silence on the line ends it; -2 when these
+        bytes cannot start a request.  Used by :class:`RtuFramer`."""
         rule = self.request_rules[buffer[start]]
         return rule if isinstance(rule, int) else rule(buffer, start, end)
 
     def response_length(self, buffer: _Buffer, start: int, end: int) -> int | None:
-        """Length of the response PDU at ``buffer[start:end]`` (see :data:`LengthRule`)."""
+        """Length of the response PDU that starts at ``buffer[start]``, with
+        the same results as :meth:`request_length`."""
         rule = self.response_rules[buffer[start]]
         return rule if isinstance(rule, int) else rule(buffer, start, end)
 
