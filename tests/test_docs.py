@@ -135,7 +135,7 @@ def test_configuration_reference_covers_the_schema(docs: BuiltDocs) -> None:
 
 
 def test_rest_reference_covers_every_operation(docs: BuiltDocs) -> None:
-    from modbus_anyio.simulator._openapi import openapi_document
+    from modbus_anyio.simulator import openapi_document
 
     document = openapi_document()
     titles = {title.astext() for title in docs.doctree("guides/simulator-api").findall(nodes.title)}

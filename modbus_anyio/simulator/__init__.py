@@ -10,8 +10,9 @@ inside a program (asyncio or trio)::
         ...
 
 The configuration format is described by its JSON Schema
-(:func:`config_schema`, ``config.schema.json`` in this package); pymodbus
-simulator ``setup.json`` files load too.  :class:`ModbusSimulatorServer`
+(:func:`config_schema`, ``config.schema.json`` in this package), its REST
+API by an OpenAPI document (:func:`openapi_document`, also served at
+``/openapi.json``); pymodbus simulator ``setup.json`` files load too.  :class:`ModbusSimulatorServer`
 and :func:`get_simulator_commandline` keep pymodbus' names.
 
 The names load on first use, so that ``modbuskit`` (whose ``sim`` command
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ._errors import ConfigError as ConfigError
     from ._errors import SimulatorError as SimulatorError
     from ._errors import StateError as StateError
+    from ._openapi import openapi_document as openapi_document
     from ._plant import Plant as Plant
     from ._plant import Point as Point
     from ._plant import SimDevice as SimDevice
@@ -52,6 +54,7 @@ _LAZY = {
     "get_simulator_commandline": "_compat",
     "load_config": "_config",
     "ModbusSimulatorServer": "_compat",
+    "openapi_document": "_openapi",
     "parse_config": "_config",
     "Plant": "_plant",
     "Point": "_plant",
@@ -86,6 +89,7 @@ __all__ = [
     "get_simulator_commandline",
     "load_config",
     "ModbusSimulatorServer",
+    "openapi_document",
     "parse_config",
     "Plant",
     "Point",

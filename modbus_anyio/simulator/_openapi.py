@@ -313,7 +313,9 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI description, a fresh dict each time."""
+    """The OpenAPI description of the simulator's REST API, as served at
+    ``/openapi.json``: for generating clients or checking one against it
+    without starting a simulator.  A fresh dict each time."""
     device = _path("device", "A device name.")
     paths: dict[str, Any] = {
         "/api/plant": {

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.routing import Mount, Route
 
-from modbus_anyio.simulator import Simulator, default_config
+from modbus_anyio.simulator import Simulator, default_config, openapi_document
 
 from .sim_support import http, modbus_address, modbus_client, running, small_config
 
@@ -42,6 +42,7 @@ async def test_every_documented_operation_exists_and_answers() -> None:
     async with running(config) as simulator, http(simulator) as web:
         document = (await web.get("/openapi.json")).json()
         assert document["openapi"].startswith("3.1")
+        assert document == openapi_document()  # the public function describes what is served
         rule = (await web.post("/api/faults", json={"effect": "delay", "delay": 0.01, "unit": 200})).json()
         values = {**PATH_VALUES, "rule": str(rule["id"])}
         answered = []
