@@ -58,6 +58,7 @@ public_api_sections = {
     "modbus_core._version": "Version",
     # modbus_anyio
     "modbus_anyio._server": "TCP and TLS servers, and any byte stream",
+    "modbus_anyio._net": "Connection limits",
     "modbus_anyio._udp": "UDP server",
     "modbus_anyio._serial": "Serial server",
     "modbus_anyio._handler": "Handlers and connections",

@@ -33,6 +33,7 @@ from ._handler import Handler as Handler
 from ._handler import HandlerResult as HandlerResult
 from ._handler import RawReply as RawReply
 from ._handler import dispatcher_handler as dispatcher_handler
+from ._net import ConnectionPolicy as ConnectionPolicy
 from ._security import ROLE_OID as ROLE_OID
 from ._security import AccessRule as AccessRule
 from ._security import RolePolicy as RolePolicy
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
     from ._pymodbus import started_servers as started_servers
     from ._serial import SerialServer as SerialServer
     from ._serial import serve_serial as serve_serial
-    from ._server import ConnectionPolicy as ConnectionPolicy
     from ._server import TcpServer as TcpServer
     from ._server import TlsServer as TlsServer
     from ._server import serve_stream as serve_stream
@@ -82,7 +82,6 @@ _LAZY = {
     "started_servers": "_pymodbus",
     "SerialServer": "_serial",
     "serve_serial": "_serial",
-    "ConnectionPolicy": "_server",
     "TcpServer": "_server",
     "TlsServer": "_server",
     "serve_stream": "_server",

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from modbus_core import RemoteProtocolError
 
+from ._net import format_address, set_stream_options
 from ._security import client_role
-from ._server import _Record, _socket_options, format_address
+from ._server import _Record
 from ._session import Session
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["start_asyncio_servers"]
 
-logger = logging.getLogger("modbus_anyio")
+logger = logging.getLogger(__name__)
 
 
 async def start_asyncio_servers(
@@ -92,7 +93,7 @@ class ModbusProtocol(asyncio.Protocol, _Record):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        _socket_options(transport.get_extra_info("socket"), self.server.keepalive)
+        set_stream_options(transport.get_extra_info("socket"), self.server.keepalive)
         if self.context is not None:
             # The handshake is ours (not create_server's), so that a refused
             # client is logged like on trio.

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
-from modbus_core import Dispatcher, MbapFramer, Request, Response
+from modbus_core import Dispatcher, Framer, MbapFramer, Request, Response
 
-__all__ = ["ConnectionInfo", "Handler", "RawReply", "dispatcher_handler", "next_connection_id"]
+__all__ = ["ConnectionInfo", "Handler", "RawReply", "dispatcher_handler", "new_connection_info", "next_connection_id"]
 
 _MBAP = MbapFramer()
 
@@ -120,3 +120,14 @@ def next_connection_id() -> int:
     """A new connection id (thread-safe, increasing)."""
     with _ids_lock:
         return next(_ids)
+
+
+def new_connection_info(
+    transport: str, peer: str, local: str, role: str | None, server: str, framer: Framer
+) -> ConnectionInfo:
+    """The :class:`ConnectionInfo` of a new connection whose responses *framer* frames."""
+
+    def encode(response: Response) -> bytes:
+        return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
+
+    return ConnectionInfo(transport, peer, local, role, server, next_connection_id(), encode)

@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from modbus_core import AsciiFramer, Framer, RtuFramer
-
+from ._options import SerialLine
 from ._server import Answer, ServerBase, _Record, _unblock, event_loop_clock
-from ._session import FramerSpec, Session, build_framer, framer_kind
+from ._session import FramerSpec, Session
 
 if TYPE_CHECKING:
     import serial
@@ -36,9 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SerialServer", "serve_serial"]
 
-logger = logging.getLogger("modbus_anyio")
-
-_PARITIES = ("N", "E", "O", "M", "S")
+logger = logging.getLogger(__name__)
 
 
 class _Line(_Record):
@@ -56,7 +53,7 @@ class _Line(_Record):
         pass
 
 
-class SerialServer(ServerBase):
+class SerialServer(SerialLine, ServerBase):
     """A Modbus server on a serial line (RTU by default, or ASCII).
 
     *port* is the device (``"/dev/ttyUSB0"``); *baudrate*, *bytesize*,
@@ -92,53 +89,23 @@ class SerialServer(ServerBase):
         **options: Any,
     ) -> None:
         super().__init__(answer, framer=framer, **options)
-        if not isinstance(port, str) or not port:
-            raise ValueError("a serial server needs port= (the device, e.g. /dev/ttyUSB0)")
-        if not isinstance(baudrate, int) or baudrate <= 0:
-            raise ValueError(f"baudrate must be a positive integer, got {baudrate!r}")
-        if bytesize not in (5, 6, 7, 8):
-            raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {bytesize!r}")
-        parity = str(parity).upper()[:1]
-        if parity not in _PARITIES:
-            raise ValueError(f"parity must be one of N, E, O, M, S, got {parity!r}")
-        if stopbits not in (1, 1.5, 2):
-            raise ValueError(f"stopbits must be 1, 1.5 or 2, got {stopbits!r}")
-        if framer_kind(framer) == "socket":
-            raise ValueError("a serial line carries RTU or ASCII frames (or a custom framer), not MBAP")
-        self.device = port
-        self.baudrate = baudrate
-        self.bytesize = bytesize
-        self.parity = parity
-        self.stopbits = stopbits
-        self.echo = echo
-        self.rs485_mode = rs485_mode
-        self.serial_options = dict(serial_options or {})
-        self.strict_timing = strict_timing
-        self.reconnect_delay = reconnect_delay
+        self._init_line(
+            port=port,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            framer=framer,
+            echo=echo,
+            rs485_mode=rs485_mode,
+            serial_options=serial_options,
+            strict_timing=strict_timing,
+            reconnect_delay=reconnect_delay,
+        )
         self._serial: serial.Serial | None = None
         self._line: _Line | None = None
         self._stopping = False
         self._read_scope: anyio.CancelScope | None = None
-
-    @property
-    def addresses(self) -> list[str]:
-        """The serial device, as a one-item list."""
-        return [self.device]
-
-    @property
-    def port(self) -> str:
-        """The serial device."""
-        return self.device
-
-    def _address_text(self) -> str:
-        return self.device
-
-    def _framer(self) -> Framer:
-        if framer_kind(self._framer_spec) == "rtu":
-            return RtuFramer(self.baudrate, strict_timing=self.strict_timing)
-        if framer_kind(self._framer_spec) == "ascii":
-            return AsciiFramer()
-        return build_framer(self._framer_spec, baudrate=self.baudrate)
 
     def _open_port(self) -> serial.Serial:
         import serial

@@ -251,7 +251,7 @@ def build_servers(args: argparse.Namespace) -> list[Any]:
 async def _serve(servers: list[Any]) -> int:
     import anyio
 
-    from ._server import format_address
+    from ._net import format_address
 
     async with anyio.create_task_group() as task_group:
         for server in servers:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import math
 import socket
@@ -46,7 +45,17 @@ from modbus_core import (
     ServerDiagnostics,
 )
 
-from ._handler import ConnectionInfo, Handler, next_connection_id
+from ._handler import ConnectionInfo, Handler, new_connection_info
+from ._net import (
+    ConnectionPolicy,
+    SocketAddresses,
+    as_connection_policy,
+    check_max_connections,
+    format_address,
+    make_room,
+    set_stream_options,
+)
+from ._options import ServerOptions, positive_or_none
 from ._security import RolePolicy, check_server_context, client_role, server_ssl_context
 from ._session import (
     FramerSpec,
@@ -57,7 +66,6 @@ from ._session import (
     TracePdu,
     build_framer,
     function_table,
-    make_connection,
 )
 
 if TYPE_CHECKING:
@@ -65,29 +73,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionPolicy", "ServerBase", "TcpServer", "TlsServer", "serve_stream", "serve_tcp", "serve_tls"]
 
-logger = logging.getLogger("modbus_anyio")
+logger = logging.getLogger(__name__)
 
 StrPath: TypeAlias = "str | PathLike[str]"
 Answer: TypeAlias = "ServerContext | Handler"
 """What a server answers with: a datastore (the fast path) or a handler."""
-
-
-class ConnectionPolicy(enum.StrEnum):
-    """What a server does when a client connects while *max_connections* are open."""
-
-    CLOSE_OLDEST_IDLE = "close_oldest_idle"
-    """Close the connection that has been quiet longest (not one whose request is
-    being answered) and accept the new one; refuse it when every connection is busy."""
-    REFUSE = "refuse"
-    """Close the new connection at once."""
-
-
-def format_address(address: object) -> str:
-    """``"127.0.0.1:502"``, ``"[::1]:502"``, or ``str(address)`` for other kinds."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)
 
 
 def _current_backend_is_asyncio() -> bool:
@@ -103,75 +93,6 @@ def event_loop_clock() -> Callable[[], float]:
     import trio
 
     return trio.current_time
-
-
-def _socket_options(sock: Any, keepalive: bool) -> None:
-    """TCP_NODELAY always; keepalive probes after 60 s idle, every 10 s, 5 tries."""
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if not keepalive:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
-            option = getattr(socket, name, None)
-            if option is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
-
-
-def bind_sockets(
-    hosts: str | Sequence[str] | None, port: int, kind: socket.SocketKind, backlog: int = 128
-) -> list[socket.socket]:
-    """Bound (and, for TCP, listening) non-blocking sockets for every address of *hosts*.
-
-    None or ``""`` means every interface, IPv4 and IPv6.  With port 0 the
-    first socket picks a free port and the others bind the same one.
-    """
-    if hosts is None or hosts == "":
-        names: list[str | None] = [None]
-    elif isinstance(hosts, str):
-        names = [hosts]
-    else:
-        names = list(hosts)
-    addresses: list[tuple[int, tuple[Any, ...]]] = []
-    for name in names:
-        try:
-            infos = socket.getaddrinfo(name, port, type=kind, flags=socket.AI_PASSIVE)
-        except socket.gaierror as error:
-            raise OSError(f"cannot resolve {name!r}: {error}") from None
-        for info in infos:
-            if info[0] in (socket.AF_INET, socket.AF_INET6) and (info[0], info[4]) not in addresses:
-                addresses.append((info[0], info[4]))
-    sockets: list[socket.socket] = []
-    try:
-        for family, address in addresses:
-            sock = socket.socket(family, kind)
-            sockets.append(sock)
-            sock.setblocking(False)
-            if kind == socket.SOCK_STREAM:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            try:
-                sock.bind(address)
-            except OSError as error:
-                if family == socket.AF_INET6 and hosts in (None, "") and error.errno == 99:
-                    sockets.pop().close()  # no IPv6 on this machine: IPv4 alone
-                    continue
-                raise OSError(error.errno, f"cannot bind {format_address(address)}: {error.strerror}") from None
-            if kind == socket.SOCK_STREAM:
-                sock.listen(backlog)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    if not sockets:
-        raise OSError(f"no address to bind for {hosts!r}")
-    return sockets
 
 
 class _Record:
@@ -196,63 +117,19 @@ class _Record:
         return self.session.blocked is not None
 
 
-class ServerBase:
+def _idle(record: _Record) -> bool:
+    return not record.busy
+
+
+class ServerBase(ServerOptions):
     """What every server has: the answer (datastore or handler), options, lifecycle.
 
     Not instantiated directly: see :class:`TcpServer`, :class:`TlsServer`,
     :class:`~modbus_anyio.UdpServer` and :class:`~modbus_anyio.SerialServer`.
     """
 
-    transport: str = ""
-    _serial_line = False
-
-    def __init__(
-        self,
-        answer: Answer,
-        *,
-        name: str | None = None,
-        identity: DeviceIdentity | ModbusDeviceIdentification | None = None,
-        framer: FramerSpec = "socket",
-        ignore_missing_units: bool | None = None,
-        broadcast: bool | None = None,
-        functions: FunctionTable | None = None,
-        custom_pdu: Iterable[CustomFunction] | None = None,
-        units: Container[int] | None = None,
-        trace_packet: TracePacket | None = None,
-        trace_pdu: TracePdu | None = None,
-        trace_connect: TraceConnect | None = None,
-        shutdown_timeout: float = 5.0,
-    ) -> None:
-        from ._session import framer_kind
-        from .compat import as_identity
-
-        framer_kind(framer)  # a clear error now rather than at the first connection
-        self._framer_spec = framer
-        self._name = name
-        self.functions = function_table(functions, custom_pdu)
-        self.hooks = Hooks(trace_packet, trace_pdu, trace_connect)
-        self.diagnostics = ServerDiagnostics()
-        self.dispatcher: Dispatcher | None = None
-        self.handler: Handler | None = None
-        if isinstance(answer, ServerContext):
-            self.dispatcher = Dispatcher(
-                answer,
-                diagnostics=self.diagnostics,
-                identity=as_identity(identity),
-                serial=self._serial_line,
-                broadcast=broadcast,
-                ignore_missing_units=ignore_missing_units,
-            )
-        elif callable(answer):
-            if identity is not None or broadcast is not None or ignore_missing_units is not None:
-                raise ValueError("identity, broadcast and ignore_missing_units apply to a datastore, not to a handler")
-            self.handler = answer
-        else:
-            raise TypeError(f"a server answers from a ServerContext or a handler, got {type(answer).__name__}")
-        self.units = units
-        if shutdown_timeout < 0:
-            raise ValueError("shutdown_timeout must not be negative")
-        self.shutdown_timeout = shutdown_timeout
+    def __init__(self, answer: Answer, **options: Any) -> None:
+        super().__init__(answer, **options)
         self._records: dict[int, _Record] = {}
         self._stop: anyio.Event | None = None
         self._done: anyio.Event | None = None
@@ -260,14 +137,6 @@ class ServerBase:
         self._listening = False
 
     # -- public --------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The name given to the server, or ``"tcp 127.0.0.1:502"`` style once bound."""
-        if self._name is not None:
-            return self._name
-        addresses = self._address_text()
-        return f"{self.transport} {addresses}" if addresses else self.transport
 
     @property
     def connections(self) -> list[ConnectionInfo]:
@@ -358,9 +227,6 @@ class ServerBase:
     async def _close_listeners(self) -> None:
         """Stop accepting (idempotent)."""
 
-    def _address_text(self) -> str:
-        return ""
-
     async def _finish_connections(self) -> None:
         """Let every connection finish what it received, within shutdown_timeout."""
         for record in list(self._records.values()):
@@ -372,41 +238,23 @@ class ServerBase:
             record.close()
 
     def _new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
-        connection = make_connection(
-            framer,
-            units=self.units,
-            dispatcher=self.dispatcher,
-            serial_line=self._serial_line,
-            functions=self.functions,
-            echo=echo,
-            diagnostics=self.diagnostics,
-        )
         return Session(
-            connection, info, dispatcher=self.dispatcher, handler=self.handler, policy=self._policy(), hooks=self.hooks
+            self._connection(framer, echo=echo),
+            info,
+            dispatcher=self.dispatcher,
+            handler=self.handler,
+            policy=self._policy(),
+            hooks=self.hooks,
         )
 
     def _policy(self) -> RolePolicy | None:
         return None
 
-    def _info(self, transport: str, peer: str, local: str, framer: Framer, role: str | None = None) -> ConnectionInfo:
-        def encode(response: Any) -> bytes:
-            return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
-
-        return ConnectionInfo(
-            transport=transport,
-            peer=peer,
-            local=local,
-            role=role,
-            server=self.name,
-            connection_id=next_connection_id(),
-            encode=encode,
-        )
-
 
 # -- TCP and TLS ----------------------------------------------------------------
 
 
-class TcpServer(ServerBase):
+class TcpServer(SocketAddresses, ServerBase):
     """A Modbus TCP server (any framer: MBAP by default, RTU or ASCII over TCP too).
 
     *answer* is a :class:`modbus_core.ServerContext` or a
@@ -439,43 +287,17 @@ class TcpServer(ServerBase):
         **options: Any,
     ) -> None:
         super().__init__(answer, framer=framer, **options)
-        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-            raise ValueError(f"port must be 0..65535, got {port!r}")
-        for label, value in (("idle_timeout", idle_timeout), ("frame_timeout", frame_timeout)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{label} must be positive or None")
-        if max_connections is not None and max_connections < 1:
-            raise ValueError("max_connections must be at least 1, or None")
-        self.host = host
-        self._port = port
-        self.idle_timeout = idle_timeout
-        self.frame_timeout = frame_timeout
-        self.max_connections = max_connections
-        try:
-            self.connection_policy = ConnectionPolicy(connection_policy)
-        except ValueError:
-            choices = ", ".join(repr(policy.value) for policy in ConnectionPolicy)
-            raise ValueError(f"connection_policy must be one of {choices}, got {connection_policy!r}") from None
+        self._init_addresses(host, port)
+        self.idle_timeout = positive_or_none("idle_timeout", idle_timeout)
+        self.frame_timeout = positive_or_none("frame_timeout", frame_timeout)
+        self.max_connections = check_max_connections(max_connections)
+        self.connection_policy = as_connection_policy(connection_policy)
         self.keepalive = keepalive
         self.backlog = backlog
         self._sockets: list[socket.socket] = []
-        self._bound: list[tuple[str, int]] = []
         self._asyncio_servers: list[asyncio.AbstractServer] = []
         self._listeners: list[anyio.abc.Listener[Any]] = []
         self._accept_scopes: list[anyio.CancelScope] = []
-
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        """The bound (host, port) pairs (empty until listening)."""
-        return list(self._bound)
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until listening)."""
-        return self._bound[0][1] if self._bound else self._port
-
-    def _address_text(self) -> str:
-        return ", ".join(format_address(address) for address in self._bound)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         return None
@@ -484,9 +306,7 @@ class TcpServer(ServerBase):
         return build_framer(self._framer_spec, frame_timeout=self.frame_timeout)
 
     async def _prepare(self) -> None:
-        sockets = bind_sockets(self.host, self._port, socket.SOCK_STREAM, self.backlog)
-        self._sockets = sockets
-        self._bound = [sock.getsockname()[:2] for sock in sockets]
+        sockets = self._sockets = self._bind(socket.SOCK_STREAM, self.backlog)
         if _current_backend_is_asyncio():
             from ._asyncio_tcp import start_asyncio_servers
 
@@ -545,37 +365,16 @@ class TcpServer(ServerBase):
 
     def _admit(self, record: _Record) -> bool:
         """Apply the connection limit to a new connection; register it when admitted."""
-        limit = self.max_connections
-        if limit is not None and len(self._records) >= limit:
-            if self.connection_policy is ConnectionPolicy.REFUSE:
-                logger.warning(
-                    "%s: %d connections open (max_connections): refusing %s",
-                    self.name,
-                    len(self._records),
-                    record.info.peer,
-                )
-                return False
-            idle = [other for other in self._records.values() if not other.busy]
-            if not idle:
-                logger.warning(
-                    "%s: %d connections open and all busy (max_connections): refusing %s",
-                    self.name,
-                    len(self._records),
-                    record.info.peer,
-                )
-                return False
-            oldest = min(idle, key=lambda other: other.last_activity)
-            logger.warning(
-                "%s: %d connections open (max_connections): closing the oldest idle one, %s, for %s",
-                self.name,
-                len(self._records),
-                oldest.info.peer,
-                record.info.peer,
-            )
-            self._records.pop(oldest.info.connection_id, None)
+        records = self._records
+        admitted, oldest = make_room(
+            self.name, record.info.peer, records.values(), self.max_connections, self.connection_policy, _idle, logger
+        )
+        if oldest is not None:
+            records.pop(oldest.info.connection_id, None)
             oldest.close()
-        self._records[record.info.connection_id] = record
-        return True
+        if admitted:
+            records[record.info.connection_id] = record
+        return admitted
 
     def _forget(self, record: _Record) -> None:
         self._records.pop(record.info.connection_id, None)
@@ -584,7 +383,7 @@ class TcpServer(ServerBase):
 
     async def _serve_accepted(self, stream: anyio.abc.SocketStream) -> None:
         raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        _socket_options(raw, self.keepalive)
+        set_stream_options(raw, self.keepalive)
         peer = format_address(stream.extra(anyio.abc.SocketAttribute.remote_address, "?"))
         local = format_address(stream.extra(anyio.abc.SocketAttribute.local_address, "?"))
         context = self._ssl_context()
@@ -946,10 +745,7 @@ async def serve_stream(
     hooks = Hooks(trace_packet, trace_pdu, trace_connect)
 
     def make_info(framer: Framer) -> ConnectionInfo:
-        def encode(response: Any) -> bytes:
-            return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
-
-        return ConnectionInfo(transport, peer, local, role, name, next_connection_id(), encode)
+        return new_connection_info(transport, peer, local, role, name, framer)
 
     def make_session(framer: Framer, info: ConnectionInfo) -> Session:
         connection = ServerConnection(framer, units=units, functions=table, diagnostics=line_diagnostics)

@@ -22,21 +22,13 @@ import anyio.abc
 
 from modbus_core import RemoteProtocolError
 
-from ._server import (
-    Answer,
-    ServerBase,
-    _current_backend_is_asyncio,
-    _Record,
-    _unblock,
-    bind_sockets,
-    event_loop_clock,
-    format_address,
-)
+from ._net import SocketAddresses, format_address
+from ._server import Answer, ServerBase, _current_backend_is_asyncio, _Record, _unblock, event_loop_clock
 from ._session import FramerSpec, Session, build_framer
 
 __all__ = ["UdpServer", "serve_udp"]
 
-logger = logging.getLogger("modbus_anyio")
+logger = logging.getLogger(__name__)
 
 
 class _Peer(_Record):
@@ -56,7 +48,7 @@ class _Peer(_Record):
         pass
 
 
-class UdpServer(ServerBase):
+class UdpServer(SocketAddresses, ServerBase):
     """A Modbus UDP server.  *host* defaults to 127.0.0.1 (None: every
     interface, IPv4 and IPv6); *port* 0 picks a free port.  UDP has no
     connections: ``trace_connect`` is never called, and :attr:`connections`
@@ -75,33 +67,15 @@ class UdpServer(ServerBase):
         **options: Any,
     ) -> None:
         super().__init__(answer, framer=framer, **options)
-        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-            raise ValueError(f"port must be 0..65535, got {port!r}")
-        self.host = host
-        self._port = port
+        self._init_addresses(host, port)
         self.peer_limit = peer_limit
-        self._bound: list[tuple[str, int]] = []
         self._peers: OrderedDict[tuple[int, Any], _Peer] = OrderedDict()
         self._closers: list[Any] = []
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        """The bound (host, port) pairs (empty until listening)."""
-        return list(self._bound)
-
-    @property
-    def port(self) -> int:
-        return self._bound[0][1] if self._bound else self._port
-
-    def _address_text(self) -> str:
-        return ", ".join(format_address(address) for address in self._bound)
-
     async def _prepare(self) -> None:
-        sockets = bind_sockets(self.host, self._port, socket.SOCK_DGRAM)
-        self._bound = [sock.getsockname()[:2] for sock in sockets]
-        self._sockets = sockets
+        sockets = self._sockets = self._bind(socket.SOCK_DGRAM)
         if _current_backend_is_asyncio():
             loop = asyncio.get_running_loop()
             try:

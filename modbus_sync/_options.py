@@ -4,11 +4,10 @@ construction with a message that names it."""
 from __future__ import annotations
 
 import inspect
-import math
 
 from modbus_core import ServerContext
 
-__all__ = ["ASYNC_DEVICE_OPERATIONS", "check_sync_context", "check_sync_handler", "positive_or_none"]
+__all__ = ["ASYNC_DEVICE_OPERATIONS", "check_sync_context", "check_sync_handler"]
 
 ASYNC_DEVICE_OPERATIONS = (
     "read_coils",
@@ -24,15 +23,6 @@ ASYNC_DEVICE_OPERATIONS = (
     "read_file_records",
     "write_file_records",
 )
-
-
-def positive_or_none(name: str, value: float | None) -> float | None:
-    """*value* checked to be a positive finite number of seconds, or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return float(value)
 
 
 def _is_async_callable(function: object) -> bool:

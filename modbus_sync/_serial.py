@@ -11,8 +11,8 @@ from typing import Any
 
 import serial
 
-from modbus_anyio._session import FramerSpec, build_framer, framer_kind
-from modbus_core import AsciiFramer, Framer, RtuFramer
+from modbus_anyio._options import SerialLine
+from modbus_anyio._session import FramerSpec
 
 from ._server import Answer, Link, Server, reason
 
@@ -21,7 +21,6 @@ __all__ = ["SerialServer"]
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 4096
-_PARITIES = ("N", "E", "O", "M", "S")
 
 
 class _LineLink(Link):
@@ -30,10 +29,10 @@ class _LineLink(Link):
     __slots__ = ("port",)
 
     def __init__(self, server: SerialServer, port: serial.Serial, now: float) -> None:
-        framer = server.new_framer()
-        super().__init__(server, server.new_info("serial", server.device, server.device, framer), now)
+        framer = server._framer()
+        super().__init__(server, server._info("serial", server.device, server.device, framer), now)
         self.port = port
-        self.start_session(server.new_session(framer, self.info, echo=server.echo))
+        self.start_session(server._new_session(framer, self.info, echo=server.echo))
 
     def fileobj(self) -> int:
         return int(self.port.fileno())
@@ -64,13 +63,13 @@ class _LineLink(Link):
             if mask & selectors.EVENT_WRITE and not self.closed:
                 self.flush(now)
         except (OSError, serial.SerialException) as error:
-            server.line_lost(self, error)
+            server._line_lost(self, error)
         except Exception:
             # A hook's or custom framer's bug: the line itself is fine.
             logger.exception("%s: error while serving", server.name)
 
 
-class SerialServer(Server):
+class SerialServer(SerialLine, Server):
     """A Modbus server on a serial line (RTU by default, or ASCII).
 
     *port* is the device (``"/dev/ttyUSB0"``); *baudrate*, *bytesize*,
@@ -114,54 +113,21 @@ class SerialServer(Server):
         if os.name != "posix":  # pragma: no cover - the tests run on POSIX
             raise OSError("modbus_sync.SerialServer needs POSIX: it waits on the port's file descriptor")
         super().__init__(answer, framer=framer, **options)
-        if not isinstance(port, str) or not port:
-            raise ValueError("a serial server needs port= (the device, e.g. /dev/ttyUSB0)")
-        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
-            raise ValueError(f"baudrate must be a positive integer, got {baudrate!r}")
-        if bytesize not in (5, 6, 7, 8):
-            raise ValueError(f"bytesize must be 5, 6, 7 or 8, got {bytesize!r}")
-        parity = str(parity).upper()[:1]
-        if parity not in _PARITIES:
-            raise ValueError(f"parity must be one of N, E, O, M, S, got {parity!r}")
-        if stopbits not in (1, 1.5, 2):
-            raise ValueError(f"stopbits must be 1, 1.5 or 2, got {stopbits!r}")
-        if framer_kind(framer) == "socket":
-            raise ValueError("a serial line carries RTU or ASCII frames (or a custom framer), not MBAP")
-        if reconnect_delay is not None and not reconnect_delay > 0:
-            raise ValueError(f"reconnect_delay must be positive or None, got {reconnect_delay!r}")
-        self.device = port
-        self.baudrate = baudrate
-        self.bytesize = bytesize
-        self.parity = parity
-        self.stopbits = stopbits
-        self.echo = bool(echo)
-        self.rs485_mode = rs485_mode
-        self.serial_options = dict(serial_options or {})
-        self.strict_timing = strict_timing
-        self.reconnect_delay = reconnect_delay
+        self._init_line(
+            port=port,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            framer=framer,
+            echo=echo,
+            rs485_mode=rs485_mode,
+            serial_options=serial_options,
+            strict_timing=strict_timing,
+            reconnect_delay=reconnect_delay,
+        )
         self._line: _LineLink | None = None
         self._failure: BaseException | None = None
-
-    @property
-    def addresses(self) -> list[str]:
-        """The serial device, as a one-item list."""
-        return [self.device]
-
-    @property
-    def port(self) -> str:
-        """The serial device."""
-        return self.device
-
-    def _address_text(self) -> str:
-        return self.device
-
-    def new_framer(self) -> Framer:
-        kind = framer_kind(self._framer_spec)
-        if kind == "rtu":
-            return RtuFramer(self.baudrate, strict_timing=self.strict_timing)
-        if kind == "ascii":
-            return AsciiFramer()
-        return build_framer(self._framer_spec, baudrate=self.baudrate)
 
     def _open_port(self) -> serial.Serial:
         try:
@@ -194,16 +160,16 @@ class SerialServer(Server):
 
     def _start_line(self, port: serial.Serial) -> None:
         self._line = _LineLink(self, port, time.monotonic())
-        self.add_link(self._line)
+        self._add_link(self._line)
 
-    def line_lost(self, line: _LineLink, error: BaseException) -> None:
+    def _line_lost(self, line: _LineLink, error: BaseException) -> None:
         """The port failed: close it, and reopen it every reconnect_delay seconds."""
-        self.close_link(line, None)
+        self._close_link(line, None)
         self._line = None
         if self.reconnect_delay is None:
             logger.error("%s: %s", self.name, reason(error))
             self._failure = error
-            self.request_stop()
+            self._request_stop()
             return
         logger.warning("%s: %s: reopening every %.1f s", self.name, reason(error), self.reconnect_delay)
         self._schedule_reopen(self.reconnect_delay)
@@ -221,7 +187,7 @@ class SerialServer(Server):
             logger.info("%s: %s reopened", self.name, self.device)
             self._start_line(port)
 
-        self.call_later(delay, reopen)
+        self._call_later(delay, reopen)
 
     def serve_forever(self) -> None:
         super().serve_forever()

@@ -19,10 +19,10 @@ import threading
 from types import FrameType
 from typing import Any
 
+from modbus_anyio._net import format_address
 from modbus_anyio._serve import parse_endpoint
 from modbus_core import Device, ServerContext
 
-from ._net import format_address
 from ._serial import SerialServer
 from ._server import Server
 from ._tcp import TcpServer, TlsServer
@@ -141,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     finally:
         for server in started:
-            server.request_stop()
+            server._request_stop()
         for server in started:
             server.shutdown(timeout=10)
         for restored, handler in previous.items():

@@ -44,36 +44,17 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container, Generator, Iterable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, Self
 
-from modbus_anyio._handler import ConnectionInfo, Handler, HandlerResult, dispatcher_handler, next_connection_id
-from modbus_anyio._session import (
-    FramerSpec,
-    Hooks,
-    Session,
-    TraceConnect,
-    TracePacket,
-    TracePdu,
-    framer_kind,
-    function_table,
-    make_connection,
-)
-from modbus_anyio.compat import ModbusDeviceIdentification, as_identity
-from modbus_core import (
-    CustomFunction,
-    DeviceIdentity,
-    Dispatcher,
-    Framer,
-    FunctionTable,
-    Request,
-    ServerContext,
-    ServerDiagnostics,
-)
+from modbus_anyio._handler import ConnectionInfo, Handler, HandlerResult, dispatcher_handler
+from modbus_anyio._options import ServerOptions
+from modbus_anyio._session import Session
+from modbus_core import Framer, Request, ServerContext
 
-from ._options import check_sync_context, check_sync_handler, positive_or_none
+from ._options import check_sync_context, check_sync_handler
 
 __all__ = ["Link", "Server"]
 
@@ -250,9 +231,9 @@ class Link:
             awaitable = blocked.awaitable
             if isinstance(awaitable, _PoolCall):
                 self.waiting = True
-                self.server.update_interest(self)
+                self.server._update_interest(self)
                 future = awaitable.future
-                future.add_done_callback(lambda done: self.server.call_soon_threadsafe(self._completed))
+                future.add_done_callback(lambda done: self.server._call_soon_threadsafe(self._completed))
                 return
             # A synchronous server cannot await: a handler or device that
             # returned an awaitable gets exception 04 (logged by the session).
@@ -275,7 +256,7 @@ class Link:
             result = error
         self.write(session.resume(result), now)
         self.unblock(now)
-        self.server.update_interest(self)
+        self.server._update_interest(self)
         self.after_output()
         self.reschedule()
 
@@ -289,7 +270,7 @@ class Link:
             try:
                 written = self.write_some(data)
             except OSError as error:
-                self.server.close_link(self, f"write failed: {error}")
+                self.server._close_link(self, f"write failed: {error}")
                 return
             if written == len(data):
                 return
@@ -299,7 +280,7 @@ class Link:
         else:
             self.out.append(data)
         self.out_size += len(data)
-        self.server.update_interest(self)
+        self.server._update_interest(self)
 
     def flush(self, now: float) -> None:
         """Write queued output until the transport pushes back or a pause begins."""
@@ -327,19 +308,19 @@ class Link:
             try:
                 written = self.write_some(head)  # type: ignore[arg-type]
             except OSError as error:
-                self.server.close_link(self, f"write failed: {error}")
+                self.server._close_link(self, f"write failed: {error}")
                 return
             self.out_size -= written
             if written < len(head):  # type: ignore[arg-type]
                 out[0] = head[written:]  # type: ignore[index]
                 break
             out.popleft()
-        self.server.update_interest(self)
+        self.server._update_interest(self)
         self.after_output()
 
     def after_output(self) -> None:
         if self.draining and self.idle and not self.closed:
-            self.server.close_link(self, None)
+            self.server._close_link(self, None)
 
     # -- timers ---------------------------------------------------------------
 
@@ -375,7 +356,7 @@ class Link:
         deadline = self.next_deadline()
         if deadline is not None and (self.timer_at is None or deadline < self.timer_at):
             self.timer_at = deadline
-            self.server.call_at(deadline, self)
+            self.server._call_at(deadline, self)
 
     def on_timer(self, now: float) -> None:
         if self.resume_at is not None and now >= self.resume_at:
@@ -398,7 +379,7 @@ class Link:
             and self.idle
             and (session is None or session.next_deadline() is None)  # a frame's own timeout governs
         ):
-            self.server.idle_expired(self, idle_timeout)
+            self.server._idle_expired(self, idle_timeout)
             return
         self.reschedule()
 
@@ -417,73 +398,29 @@ class _Later:
         self.action(now)
 
 
-class Server:
+class Server(ServerOptions):
     """What the TCP, TLS, UDP and serial servers share: options, the loop, the lifecycle.
 
     A server serves once: :meth:`serve_forever` (blocking), or :meth:`start`
     / ``with server:`` (in a background thread); :meth:`shutdown`, from any
     thread, ends it.  Not instantiated directly: see :class:`TcpServer`,
-    :class:`TlsServer`, :class:`UdpServer` and :class:`SerialServer`.
+    :class:`TlsServer`, :class:`UdpServer` and :class:`SerialServer`, and
+    :class:`TcpServer` for the options every server takes.
     """
 
-    transport: ClassVar[str] = ""
-    _serial_line: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        answer: Answer,
-        *,
-        name: str | None = None,
-        identity: DeviceIdentity | ModbusDeviceIdentification | None = None,
-        framer: FramerSpec = "socket",
-        ignore_missing_units: bool | None = None,
-        broadcast: bool | None = None,
-        functions: FunctionTable | None = None,
-        custom_pdu: Iterable[CustomFunction] | None = None,
-        units: Container[int] | None = None,
-        trace_packet: TracePacket | None = None,
-        trace_pdu: TracePdu | None = None,
-        trace_connect: TraceConnect | None = None,
-        handler_threads: int = 0,
-        shutdown_timeout: float = 5.0,
-    ) -> None:
-        framer_kind(framer)  # a clear error now rather than at the first connection
-        self._framer_spec = framer
-        self._name = name
-        self.functions = function_table(functions, custom_pdu)
-        for hook_name, hook in (
-            ("trace_packet", trace_packet),
-            ("trace_pdu", trace_pdu),
-            ("trace_connect", trace_connect),
-        ):
-            if hook is not None and inspect.iscoroutinefunction(hook):
+    def __init__(self, answer: Answer, *, handler_threads: int = 0, **options: Any) -> None:
+        # What a blocking server cannot do, refused before the common checks.
+        for hook_name in ("trace_packet", "trace_pdu", "trace_connect"):
+            if inspect.iscoroutinefunction(options.get(hook_name)):
                 raise TypeError(f"{hook_name} is a coroutine function: modbus_sync calls hooks synchronously")
-        self.hooks = Hooks(trace_packet, trace_pdu, trace_connect)
-        self.diagnostics = ServerDiagnostics()
-        self.dispatcher: Dispatcher | None = None
-        self.handler: Handler | None = None
         if isinstance(answer, ServerContext):
             check_sync_context(answer)
-            self.dispatcher = Dispatcher(
-                answer,
-                diagnostics=self.diagnostics,
-                identity=as_identity(identity),
-                serial=self._serial_line,
-                broadcast=broadcast,
-                ignore_missing_units=ignore_missing_units,
-            )
         else:
             check_sync_handler(answer)
-            if identity is not None or broadcast is not None or ignore_missing_units is not None:
-                raise ValueError("identity, broadcast and ignore_missing_units apply to a datastore, not to a handler")
-            self.handler = answer
-        self.units = units
+        super().__init__(answer, **options)
         if isinstance(handler_threads, bool) or not isinstance(handler_threads, int) or handler_threads < 0:
             raise ValueError(f"handler_threads must be an integer >= 0, got {handler_threads!r}")
         self.handler_threads = handler_threads
-        if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, int | float) or shutdown_timeout < 0:
-            raise ValueError(f"shutdown_timeout must be a number of seconds >= 0, got {shutdown_timeout!r}")
-        self.shutdown_timeout = float(shutdown_timeout)
         self.idle_timeout: float | None = None
         self.frame_timeout: float | None = None
 
@@ -511,14 +448,6 @@ class Server:
         self._draining = False
 
     # -- public surface -------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The name given to the server, or ``"tcp 127.0.0.1:502"`` style once open."""
-        if self._name is not None:
-            return self._name
-        where = self._address_text()
-        return f"{self.transport} {where}" if where else self.transport
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} serving={self.serving} connections={len(self._links)}>"
@@ -593,13 +522,13 @@ class Server:
         *timeout*: stop waiting after that many seconds (the server still
         stops).  Idempotent.
         """
-        if not self.request_stop():
+        if not self._request_stop():
             return
         self._stopped.wait(timeout)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def request_stop(self) -> bool:
+    def _request_stop(self) -> bool:
         """Ask the loop to stop without waiting; whether :meth:`shutdown` can wait for it."""
         with self._lock:
             self._stop_requested = True
@@ -651,9 +580,6 @@ class Server:
     def _close_transport(self) -> None:
         """Stop accepting or reading new requests (idempotent)."""
 
-    def _address_text(self) -> str:
-        return ""
-
     # -- the loop -------------------------------------------------------------
 
     def _run(self) -> None:
@@ -693,7 +619,7 @@ class Server:
                     item.on_timer(now)
                 except Exception as error:
                     if isinstance(item, Link):
-                        self.close_link(item, reason(error))
+                        self._close_link(item, reason(error))
                     else:
                         logger.exception("%s: timer failed", self.name)
 
@@ -708,21 +634,21 @@ class Server:
             with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or closed
                 wake.send(b"\0")
 
-    def call_soon_threadsafe(self, function: Callable[[float], None]) -> None:
+    def _call_soon_threadsafe(self, function: Callable[[float], None]) -> None:
         """Run ``function(now)`` in the loop thread."""
         self._calls.append(function)
         self._wake()
 
-    def call_at(self, when: float, item: _Timed) -> None:
+    def _call_at(self, when: float, item: _Timed) -> None:
         """Call ``item.on_timer(now)`` at *when*, unless its ``timer_at`` changed by then."""
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, item))
 
-    def call_later(self, delay: float, action: Callable[[float], None]) -> _Later:
+    def _call_later(self, delay: float, action: Callable[[float], None]) -> _Later:
         """Run ``action(now)`` in the loop thread after *delay* seconds."""
         later = _Later(action)
         later.timer_at = time.monotonic() + delay
-        self.call_at(later.timer_at, later)
+        self._call_at(later.timer_at, later)
         return later
 
     def _begin_drain(self) -> None:
@@ -731,7 +657,7 @@ class Server:
         self._close_transport()
         for link in list(self._links.values()):
             link.draining = True
-            self.update_interest(link)
+            self._update_interest(link)
             link.after_output()
 
     def _drained(self) -> bool:
@@ -740,7 +666,7 @@ class Server:
     def _close_everything(self) -> None:
         self._close_transport()
         for link in list(self._links.values()):
-            self.close_link(link, None)
+            self._close_link(link, None)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._selector is not None:
@@ -754,17 +680,9 @@ class Server:
 
     # -- links ----------------------------------------------------------------
 
-    def new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
+    def _new_session(self, framer: Framer, info: ConnectionInfo, *, echo: bool = False) -> Session:
         """The session of one connection (or UDP peer, or serial line)."""
-        connection = make_connection(
-            framer,
-            units=self.units,
-            dispatcher=self.dispatcher,
-            serial_line=self._serial_line,
-            functions=self.functions,
-            echo=echo,
-            diagnostics=self.diagnostics,
-        )
+        connection = self._connection(framer, echo=echo)
         dispatcher = self.dispatcher
         handler = self.handler
         if self.handler_threads:
@@ -782,35 +700,19 @@ class Server:
 
         return pooled
 
-    def new_info(
-        self, transport: str, peer: str, local: str, framer: Framer, role: str | None = None
-    ) -> ConnectionInfo:
-        def encode(response: Any) -> bytes:
-            return framer.encode(response.unit, response.transaction_id, response.pdu.encode())
-
-        return ConnectionInfo(
-            transport=transport,
-            peer=peer,
-            local=local,
-            role=role,
-            server=self.name,
-            connection_id=next_connection_id(),
-            encode=encode,
-        )
-
-    def add_link(self, link: Link, *, report: bool = True) -> None:
+    def _add_link(self, link: Link, *, report: bool = True) -> None:
         """Start watching *link*; *report*: it is connected now (TLS reports after its handshake)."""
         self._links[id(link)] = link
-        self.update_interest(link)
+        self._update_interest(link)
         link.reschedule()
         if report:
-            self.report_connected(link)
+            self._report_connected(link)
 
-    def report_connected(self, link: Link) -> None:
+    def _report_connected(self, link: Link) -> None:
         link.reported = True
         self.hooks.connected(True, link.info)
 
-    def update_interest(self, link: Link) -> None:
+    def _update_interest(self, link: Link) -> None:
         """Register what the selector should watch for *link*."""
         fileobj = link.fileobj()
         if fileobj is None or link.closed or self._selector is None:
@@ -830,7 +732,7 @@ class Server:
             link.reading_since = time.monotonic()
             link.reschedule()
 
-    def close_link(self, link: Link, why: str | None) -> None:
+    def _close_link(self, link: Link, why: str | None) -> None:
         """Close *link*; *why* (logged) when it was not a normal end."""
         if link.closed:
             return
@@ -849,15 +751,11 @@ class Server:
         if link.reported:
             self.hooks.connected(False, link.info)
 
-    def idle_expired(self, link: Link, idle_timeout: float) -> None:
-        self.close_link(link, f"idle for {idle_timeout:.1f} s")
+    def _idle_expired(self, link: Link, idle_timeout: float) -> None:
+        self._close_link(link, f"idle for {idle_timeout:.1f} s")
 
 
 def reason(error: BaseException) -> str:
     """A one-line account of *error* for logs."""
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def check_idle_timeout(value: float | None) -> float | None:
-    return positive_or_none("idle_timeout", value)

@@ -66,7 +66,7 @@ class _StartedServers:
     def stop_all(self, timeout: float | None) -> list[Server]:
         servers = self.running()
         # Ask them all first, so that they drain in parallel, then wait.
-        waitable = [server for server in servers if server.request_stop()]
+        waitable = [server for server in servers if server._request_stop()]
         for server in waitable:
             server.shutdown(timeout)
         return servers

@@ -12,12 +12,19 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from modbus_anyio._net import (
+    SocketAddresses,
+    as_connection_policy,
+    check_max_connections,
+    format_address,
+    make_room,
+    set_stream_options,
+)
+from modbus_anyio._options import positive_or_none
 from modbus_anyio._security import RolePolicy, check_server_context, client_role, server_ssl_context
 from modbus_anyio._session import FramerSpec, build_framer
 from modbus_core import RemoteProtocolError
 
-from ._net import bind_sockets, format_address, set_stream_options
-from ._options import positive_or_none
 from ._server import Answer, Link, Server, reason
 
 __all__ = ["TcpServer", "TlsServer"]
@@ -27,15 +34,14 @@ logger = logging.getLogger(__name__)
 _READ_SIZE = 65536
 _ACCEPTS_PER_WAKE = 64
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-CONNECTION_POLICIES = ("close_oldest_idle", "refuse")
 
 
 class _StreamLink(Link):
     __slots__ = ("framer", "sock")
 
     def __init__(self, server: TcpServer, sock: socket.socket, peer: str, local: str, now: float) -> None:
-        framer = server.new_framer()
-        info = server.new_info(server.transport, peer, local, framer)
+        framer = server._framer()
+        info = server._info(server.transport, peer, local, framer)
         super().__init__(server, info, now)
         self.sock = sock
         self.framer = framer  # the session's, once it starts (TLS: after the handshake)
@@ -69,15 +75,15 @@ class _StreamLink(Link):
                     # The peer closed (or half-closed) its side: answer what
                     # it sent, then close.
                     self.draining = True
-                    self.server.update_interest(self)
+                    self.server._update_interest(self)
                     self.after_output()
             if mask & selectors.EVENT_WRITE and not self.closed:
                 self.flush(now)
         except (RemoteProtocolError, OSError) as error:
-            self.server.close_link(self, reason(error))
+            self.server._close_link(self, reason(error))
         except Exception as error:
             logger.exception("%s: %s: closing after an error", self.server.name, self.info.peer)
-            self.server.close_link(self, reason(error))
+            self.server._close_link(self, reason(error))
 
 
 class _TlsLink(_StreamLink):
@@ -123,34 +129,34 @@ class _TlsLink(_StreamLink):
             self.sock.do_handshake()
         except ssl.SSLWantReadError:
             self.handshake_wants = selectors.EVENT_READ
-            server.update_interest(self)
+            server._update_interest(self)
             return
         except ssl.SSLWantWriteError:
             self.handshake_wants = selectors.EVENT_WRITE
-            server.update_interest(self)
+            server._update_interest(self)
             return
         except (ssl.SSLError, OSError) as error:
             logger.warning("%s: TLS handshake with %s failed: %s", server.name, self.info.peer, reason(error))
-            server.close_link(self, None)
+            server._close_link(self, None)
             return
         try:
             role = client_role(self.sock.getpeercert(binary_form=True))
         except ValueError as error:
             logger.warning("%s: %s: %s: closing", server.name, self.info.peer, error)
-            server.close_link(self, None)
+            server._close_link(self, None)
             return
         self.handshake_wants = 0
         self.last_activity = now
-        self.start_session(server.new_session(self.framer, dataclasses.replace(self.info, role=role)))
+        self.start_session(server._new_session(self.framer, dataclasses.replace(self.info, role=role)))
         logger.debug("%s: %s: %s, role %r", server.name, self.info.peer, self.sock.version(), role)
-        server.update_interest(self)
-        server.report_connected(self)
+        server._update_interest(self)
+        server._report_connected(self)
         # Bytes that came with the end of the handshake are already decrypted and waiting.
         if self.sock.pending():
             self.on_ready(selectors.EVENT_READ, now)
 
 
-class TcpServer(Server):
+class TcpServer(SocketAddresses, Server):
     """A Modbus TCP server (any framer: MBAP by default, RTU or ASCII over TCP too).
 
     *answer* is a :class:`modbus_core.ServerContext` (or the compat
@@ -200,49 +206,22 @@ class TcpServer(Server):
         **options: Any,
     ) -> None:
         super().__init__(answer, framer=framer, **options)
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-            raise ValueError(f"port must be 0..65535, got {port!r}")
+        self._init_addresses(host, port)
         self.idle_timeout = positive_or_none("idle_timeout", idle_timeout)
         self.frame_timeout = positive_or_none("frame_timeout", frame_timeout)
-        if max_connections is not None and (
-            isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1
-        ):
-            raise ValueError(f"max_connections must be at least 1, or None, got {max_connections!r}")
-        policy = str(getattr(connection_policy, "value", connection_policy))
-        if policy not in CONNECTION_POLICIES:
-            raise ValueError(f"connection_policy must be 'close_oldest_idle' or 'refuse', got {connection_policy!r}")
-        self.host = host
-        self._requested_port = port
-        self.max_connections = max_connections
-        self.connection_policy = policy
+        self.max_connections = check_max_connections(max_connections)
+        self.connection_policy = as_connection_policy(connection_policy)
         self.keepalive = bool(keepalive)
         self.backlog = backlog
         self._listeners: list[socket.socket] = []
-        self._bound: list[tuple[str, int]] = []
 
-    # -- addresses ---------------------------------------------------------------
-
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        """The bound ``(host, port)`` pairs (empty before the server is open)."""
-        return list(self._bound)
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one before the server is open)."""
-        return self._bound[0][1] if self._bound else self._requested_port
-
-    def _address_text(self) -> str:
-        return ", ".join(format_address(address) for address in self._bound)
-
-    def new_framer(self) -> Any:
+    def _framer(self) -> Any:
         return build_framer(self._framer_spec, frame_timeout=self.frame_timeout)
 
     # -- listening ----------------------------------------------------------------
 
     def _open_transport(self, selector: selectors.BaseSelector) -> None:
-        self._listeners = bind_sockets(self.host, self._requested_port, socket.SOCK_STREAM, self.backlog)
-        self._bound = [sock.getsockname()[:2] for sock in self._listeners]
+        self._listeners = self._bind(socket.SOCK_STREAM, self.backlog)
         for listener in self._listeners:
             selector.register(listener, selectors.EVENT_READ, self._acceptor(listener))
 
@@ -283,13 +262,14 @@ class TcpServer(Server):
             if listener.fileno() >= 0 and self._selector is not None and not self._draining:
                 self._selector.register(listener, selectors.EVENT_READ, callback)
 
-        self.call_later(0.5, resume)
+        self._call_later(0.5, resume)
 
     def _accepted(self, sock: socket.socket, peer: str, local: str, now: float) -> None:
         if not self._admit(peer):
             sock.close()
             return
         try:
+            sock.setblocking(False)
             set_stream_options(sock, self.keepalive)
             link = self._new_link(sock, peer, local, now)
         except (OSError, ValueError) as error:
@@ -301,39 +281,24 @@ class TcpServer(Server):
 
     def _new_link(self, sock: socket.socket, peer: str, local: str, now: float) -> _StreamLink:
         link = _StreamLink(self, sock, peer, local, now)
-        link.start_session(self.new_session(link.framer, link.info))
+        link.start_session(self._new_session(link.framer, link.info))
         return link
 
     def _add(self, link: _StreamLink, now: float) -> None:
-        self.add_link(link)
+        self._add_link(link)
 
     def _admit(self, peer: str) -> bool:
         """Apply the connection limit before accepting *peer*; whether it may stay."""
-        limit = self.max_connections
-        if limit is None or len(self._links) < limit:
-            return True
-        if self.connection_policy == "refuse":
-            logger.warning("%s: %d connections open (max_connections): refusing %s", self.name, len(self._links), peer)
-            return False
-        idle = [link for link in self._links.values() if link.idle and not link.closed]
-        if not idle:
-            logger.warning(
-                "%s: %d connections open and all busy (max_connections): refusing %s",
-                self.name,
-                len(self._links),
-                peer,
-            )
-            return False
-        oldest = min(idle, key=lambda link: link.last_activity)
-        logger.warning(
-            "%s: %d connections open (max_connections): closing the oldest idle one, %s, for %s",
-            self.name,
-            len(self._links),
-            oldest.info.peer,
-            peer,
+        admitted, oldest = make_room(
+            self.name, peer, self._links.values(), self.max_connections, self.connection_policy, _idle, logger
         )
-        self.close_link(oldest, None)
-        return True
+        if oldest is not None:
+            self._close_link(oldest, None)
+        return admitted
+
+
+def _idle(link: Link) -> bool:
+    return link.idle and not link.closed
 
 
 class TlsServer(TcpServer):
@@ -400,7 +365,7 @@ class TlsServer(TcpServer):
 
     def _add(self, link: _StreamLink, now: float) -> None:
         assert isinstance(link, _TlsLink)
-        self.add_link(link, report=False)
+        self._add_link(link, report=False)
         link.handshake(now)
         if link.closed or not link.handshake_wants:
             return
@@ -410,6 +375,6 @@ class TlsServer(TcpServer):
                 logger.warning(
                     "%s: %s: no TLS handshake within %.1f s: closing", self.name, link.info.peer, self.handshake_timeout
                 )
-                self.close_link(link, None)
+                self._close_link(link, None)
 
-        self.call_later(self.handshake_timeout, expire)
+        self._call_later(self.handshake_timeout, expire)

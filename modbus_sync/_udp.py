@@ -10,11 +10,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from modbus_anyio._net import SocketAddresses, format_address
+from modbus_anyio._options import positive_or_none
 from modbus_anyio._session import FramerSpec, build_framer
 from modbus_core import RemoteProtocolError
 
-from ._net import bind_sockets, format_address
-from ._options import positive_or_none
 from ._server import Answer, Link, Server, reason
 
 __all__ = ["UdpServer"]
@@ -34,11 +34,11 @@ class _PeerLink(Link):
 
     def __init__(self, server: UdpServer, sock: socket.socket, address: Any, local: str, now: float) -> None:
         framer = build_framer(server._framer_spec, datagram=True)
-        super().__init__(server, server.new_info("udp", format_address(address), local, framer), now)
+        super().__init__(server, server._info("udp", format_address(address), local, framer), now)
         self.sock = sock
         self.address = address
         self.key = (sock.fileno(), address)
-        self.start_session(server.new_session(framer, self.info))
+        self.start_session(server._new_session(framer, self.info))
 
     def write_some(self, data: bytes) -> int:
         try:
@@ -51,7 +51,7 @@ class _PeerLink(Link):
         return len(data)
 
 
-class UdpServer(Server):
+class UdpServer(SocketAddresses, Server):
     """A Modbus UDP server (MBAP by default; RTU or ASCII datagrams too).
 
     *host* defaults to 127.0.0.1 (None: every interface, IPv4 and IPv6);
@@ -77,34 +77,16 @@ class UdpServer(Server):
         **options: Any,
     ) -> None:
         super().__init__(answer, framer=framer, **options)
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
-            raise ValueError(f"port must be 0..65535, got {port!r}")
+        self._init_addresses(host, port)
         if isinstance(peer_limit, bool) or not isinstance(peer_limit, int) or peer_limit < 1:
             raise ValueError(f"peer_limit must be a positive integer, got {peer_limit!r}")
-        self.host = host
-        self._requested_port = port
         self.peer_limit = peer_limit
         self.idle_timeout = positive_or_none("idle_timeout", idle_timeout)
         self._sockets: list[socket.socket] = []
-        self._bound: list[tuple[str, int]] = []
         self._peers: OrderedDict[tuple[int, Any], _PeerLink] = OrderedDict()
 
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        """The bound ``(host, port)`` pairs (empty before the server is open)."""
-        return list(self._bound)
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one before the server is open)."""
-        return self._bound[0][1] if self._bound else self._requested_port
-
-    def _address_text(self) -> str:
-        return ", ".join(format_address(address) for address in self._bound)
-
     def _open_transport(self, selector: selectors.BaseSelector) -> None:
-        self._sockets = bind_sockets(self.host, self._requested_port, socket.SOCK_DGRAM)
-        self._bound = [sock.getsockname()[:2] for sock in self._sockets]
+        self._sockets = self._bind(socket.SOCK_DGRAM)
         for sock in self._sockets:
             selector.register(sock, selectors.EVENT_READ, self._receiver(sock))
 
@@ -143,7 +125,7 @@ class UdpServer(Server):
                     logger.info("%s: %s: %s", self.name, link.info.peer, error)
                 except Exception as error:
                     logger.exception("%s: error on a datagram from %s", self.name, link.info.peer)
-                    self.close_link(link, reason(error))
+                    self._close_link(link, reason(error))
 
         return receive
 
@@ -155,18 +137,18 @@ class UdpServer(Server):
             return link
         link = _PeerLink(self, sock, address, local, now)
         self._peers[key] = link
-        self.add_link(link, report=False)  # a datagram is no connection: trace_connect is not called
+        self._add_link(link, report=False)  # a datagram is no connection: trace_connect is not called
         while len(self._peers) > self.peer_limit:
             oldest = next(iter(self._peers.values()))
             if oldest.busy:
                 break
-            self.close_link(oldest, None)
+            self._close_link(oldest, None)
         return link
 
-    def close_link(self, link: Link, why: str | None) -> None:
+    def _close_link(self, link: Link, why: str | None) -> None:
         if isinstance(link, _PeerLink):
             self._peers.pop(link.key, None)
-        super().close_link(link, why)
+        super()._close_link(link, why)
 
-    def idle_expired(self, link: Link, idle_timeout: float) -> None:
-        self.close_link(link, None)  # forgetting a quiet peer is routine
+    def _idle_expired(self, link: Link, idle_timeout: float) -> None:
+        self._close_link(link, None)  # forgetting a quiet peer is routine
