@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import inspect
 
-from modbus_core import ServerContext
+from modbus_core import AsyncDevice, ServerContext
 
 __all__ = ["ASYNC_DEVICE_OPERATIONS", "check_sync_context", "check_sync_handler"]
 
-ASYNC_DEVICE_OPERATIONS = (
-    "read_coils",
-    "read_discrete_inputs",
-    "read_holding_registers",
-    "read_input_registers",
-    "write_coils",
-    "write_registers",
-    "mask_write_register",
-    "read_write_registers",
-    "read_exception_status",
-    "read_fifo_queue",
-    "read_file_records",
-    "write_file_records",
+# The operations a device may have: AsyncDevice's methods, all coroutines there.
+ASYNC_DEVICE_OPERATIONS = tuple(
+    name for name, member in vars(AsyncDevice).items() if inspect.iscoroutinefunction(member)
 )
 
 
