@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["add_serve_command", "parse_endpoint", "run_serve"]
 
-logger = logging.getLogger("modbus_anyio.serve")
+logger = logging.getLogger(__name__)
 
 DEFAULT_TCP = "127.0.0.1:502"
 

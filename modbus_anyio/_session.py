@@ -60,7 +60,7 @@ __all__ = [
     "function_table",
 ]
 
-logger = logging.getLogger("modbus_anyio")
+logger = logging.getLogger(__name__)
 
 # -- framers ------------------------------------------------------------------
 

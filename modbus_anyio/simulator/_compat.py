@@ -23,7 +23,7 @@ from ._simulator import Simulator
 
 __all__ = ["ModbusSimulatorServer", "get_simulator_commandline"]
 
-logger = logging.getLogger("modbus_anyio.simulator")
+logger = logging.getLogger(__name__)
 
 
 class ModbusSimulatorServer:

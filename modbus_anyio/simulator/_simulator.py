@@ -37,7 +37,7 @@ from ._traffic import CallRecorder, FaultInjector, RequestHandler
 
 __all__ = ["Listener", "Simulator"]
 
-logger = logging.getLogger("modbus_anyio.simulator")
+logger = logging.getLogger(__name__)
 
 DEFAULT_IDENTITY = DeviceIdentity(
     "modbuskit", "SIM", __version__, product_name="modbuskit simulator", model_name="simulated device"
