@@ -223,15 +223,33 @@ class CallRecorder:
         """Every kept call, oldest first."""
         return [CallRecord(*entry) for entry in list(self._calls)]
 
-    def since(self, call_id: int) -> list[CallRecord]:
-        """The calls newer than *call_id*, oldest first."""
-        if call_id >= self.last_id:
-            return []
-        calls = list(self._calls)
-        newer = self.last_id - call_id
-        if newer < len(calls):
-            calls = calls[len(calls) - newer :]
-        return [CallRecord(*entry) for entry in calls]
+    def newest(
+        self, call_id: int, limit: int, keep: Callable[[CallRecord], bool] | None = None
+    ) -> tuple[list[CallRecord], int]:
+        """The newest *limit* calls newer than *call_id* that *keep* accepts
+        (None: every call), oldest first, and how many such calls are kept.
+
+        Walks back from the newest call, so that a live page polling a busy
+        server reads a few dozen entries, not every call since its last look.
+        """
+        newer = min(self.last_id - call_id, len(self._calls))
+        if newer <= 0:
+            return [], 0
+        entries = itertools.islice(reversed(self._calls), newer)
+        if keep is None:
+            shown = [CallRecord(*entry) for entry in itertools.islice(entries, limit)]
+            shown.reverse()
+            return shown, newer
+        shown = []
+        matches = 0
+        for entry in entries:
+            call = CallRecord(*entry)
+            if keep(call):
+                matches += 1
+                if matches <= limit:
+                    shown.append(call)
+        shown.reverse()
+        return shown, matches
 
 
 # --------------------------------------------------------------------------

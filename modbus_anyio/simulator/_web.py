@@ -485,13 +485,16 @@ class _Api:
 
     # -- calls and faults ---------------------------------------------------------------
 
-    def _call_filter(self, request: Request) -> Callable[[CallRecord], bool]:
+    def _call_filter(self, request: Request) -> Callable[[CallRecord], bool] | None:
+        """The query's call filter, or None when it asks for every call."""
         server = request.query_params.get("server") or None
         unit = _int(request, "unit", None, 0, 255)
         function = _int(request, "function", None, 1, 127)
         result = request.query_params.get("result") or None
         if result is not None and result not in ("ok", "exception", "no_answer", "raw"):
             raise ApiError(400, f"result must be ok, exception, no_answer or raw, got {result!r}")
+        if server is None and unit is None and function is None and result is None:
+            return None
 
         def keep(call: CallRecord) -> bool:
             return (
@@ -512,8 +515,7 @@ class _Api:
         keep = self._call_filter(request)
         since = _int(request, "since", 0, 0) or 0
         limit = _int(request, "limit", 100, 1, MAX_LIMIT) or 100
-        calls = [call for call in recorder.since(since) if keep(call)]
-        newest = calls[-limit:]
+        newest, _ = recorder.newest(since, limit, keep)
         newest.reverse()
         return json_response({"last_id": recorder.last_id, "items": [call.to_json() for call in newest]})
 
@@ -533,12 +535,11 @@ class _Api:
                 rules_seen = text
                 events.append(("faults", {"items": rules}))
             if recorder.last_id != last:
-                new = [call for call in recorder.since(last) if keep(call)]
+                shown, matches = recorder.newest(last, CALLS_PER_EVENT, keep)
                 last = recorder.last_id
-                skipped = max(0, len(new) - CALLS_PER_EVENT)
-                if new:
-                    shown = new[-CALLS_PER_EVENT:]
-                    events.append(("calls", {"items": [call.to_json() for call in shown], "skipped": skipped}))
+                if shown:
+                    items = [call.to_json() for call in shown]
+                    events.append(("calls", {"items": items, "skipped": matches - len(shown)}))
             return events
 
         return self._stream(self._events(produce))
@@ -547,7 +548,7 @@ class _Api:
         keep = self._call_filter(request)
         server_port = _int(request, "server_port", None, 1, 65535)
         buffer = io.BytesIO()
-        calls = [call for call in self.simulator.recorder.calls() if keep(call)]
+        calls = [call for call in self.simulator.recorder.calls() if keep is None or keep(call)]
         write_pcap(calls, buffer, server_port=server_port)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return Response(

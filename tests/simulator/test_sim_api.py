@@ -279,6 +279,33 @@ async def test_call_log_and_server_views() -> None:
         assert cleared.json() == {"removed": 3}
 
 
+async def test_call_views_show_the_newest_calls_and_count_the_rest() -> None:
+    async with running() as simulator, http(simulator) as web:
+        address = modbus_address(simulator)
+
+        def traffic() -> None:
+            with modbus_client(address) as client:
+                for index in range(70):
+                    client.read_holding_registers(index % 10, count=1, device_id=1 if index < 60 else 2)
+
+        await anyio.to_thread.run_sync(traffic)
+        newest = (await web.get("/api/calls", params={"limit": 5})).json()["items"]
+        assert [call["id"] for call in newest] == [70, 69, 68, 67, 66]
+        of_unit_1 = (await web.get("/api/calls", params={"limit": 3, "unit": 1})).json()["items"]
+        assert [call["id"] for call in of_unit_1] == [60, 59, 58]
+        assert (await web.get("/api/calls", params={"since": 70})).json()["items"] == []
+        # A live page gets the newest 50 calls, oldest first, and the count of the others.
+        _, events = await first_event(web, "/api/calls/events", "calls")
+        assert [call["id"] for call in events["items"]] == list(range(21, 71))
+        assert events["skipped"] == 20
+        _, events = await first_event(web, "/api/calls/events?unit=1", "calls")
+        assert [call["id"] for call in events["items"]] == list(range(11, 61))
+        assert events["skipped"] == 10
+        _, events = await first_event(web, "/api/calls/events?unit=2", "calls")
+        assert [call["id"] for call in events["items"]] == list(range(61, 71))
+        assert events["skipped"] == 0
+
+
 async def test_pages_and_assets_are_served_from_the_package() -> None:
     async with running() as simulator, http(simulator) as web:
         home = await web.get("/")
