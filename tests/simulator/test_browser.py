@@ -142,9 +142,21 @@ def test_a_modbus_write_shows_on_the_page_without_reloading(page: Any, simulator
     field = page.get_by_label("Value of water-tank/high_setpoint")
     expect(field).to_have_value("90")
     page.evaluate("window.stillTheSamePage = true")
+    # Which values flash when they change (whenever the check below runs).
+    page.evaluate(
+        """() => {
+            window.flashed = [];
+            const animate = Element.prototype.animate;
+            Element.prototype.animate = function (...args) {
+                window.flashed.push(this.getAttribute("aria-label"));
+                return animate.apply(this, args);
+            };
+        }"""
+    )
     with modbus_client(modbus(simulator)) as client:
         assert not client.write_register(0, 955, device_id=2).isError()
     expect(field).to_have_value("95.5")
+    assert "Value of water-tank/high_setpoint" in page.evaluate("window.flashed")
     assert page.evaluate("window.stillTheSamePage") is True
     row = page.locator("tr", has=field)
     expect(row.locator("td.mono")).to_have_text("955")
