@@ -100,24 +100,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def browser_cpu_seconds() -> float:
+    """User + system CPU time so far of every Chromium process on the machine."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = stat.read_text()
+            if "(chrom" in text.split(")", 1)[0]:
+                fields = text.rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def loadgen(
     port: int, secs: float, workload: tuple[str, int, int], server_pid: int, connections: int = 10
-) -> tuple[float, float]:
-    """(requests/s, server CPU microseconds per request) of one loadgen run (after its warm-up)."""
+) -> tuple[float, float, float]:
+    """(requests/s, server CPU microseconds per request, Chromium's CPU share of one core) of
+    one loadgen run (after its warm-up)."""
     function, address, count = workload
     command = [str(LOADGEN), "--warmup", "1", "127.0.0.1", str(port), str(connections), str(secs)]
     command += [function, str(address), str(count)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # loadgen's warm-up
-    cpu_before = cpu_seconds(server_pid)
+    cpu_before, browser_before, started = cpu_seconds(server_pid), browser_cpu_seconds(), time.monotonic()
     out, _ = child.communicate(timeout=secs + 40)
     cpu_used = cpu_seconds(server_pid) - cpu_before
+    browser_share = (browser_cpu_seconds() - browser_before) / (time.monotonic() - started)
     if child.returncode:
         raise RuntimeError(f"loadgen failed: {out}")
     fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
     if int(fields["err"]):
         raise RuntimeError(f"loadgen saw errors: {out}")
-    return float(fields["rps"]), cpu_used / int(fields["ok"]) * 1e6
+    return float(fields["rps"]), cpu_used / int(fields["ok"]) * 1e6, browser_share
 
 
 def bench_plant_file(directory: Path) -> Path:
@@ -196,6 +210,7 @@ def throughput(rounds: int, secs: float) -> list[str]:
     python = sys.executable
     results: dict[tuple[str, str], list[float]] = {}
     costs: dict[tuple[str, str], list[float]] = {}
+    browser: dict[tuple[str, str], list[float]] = {}
     contenders = ["plain server", "simulator", "simulator + registers page", "simulator + calls page"]
     with tempfile.TemporaryDirectory() as directory:
         plant = bench_plant_file(Path(directory))
@@ -215,12 +230,13 @@ def throughput(rounds: int, secs: float) -> list[str]:
                     try:
                         for workload in WORKLOADS:
                             label = f"{workload[0]} x {workload[2]}"
-                            rps, cost = loadgen(port, secs, workload, server.pid)
+                            rps, cost, browser_share = loadgen(port, secs, workload, server.pid)
                             results.setdefault((name, label), []).append(rps)
                             costs.setdefault((name, label), []).append(cost)
+                            browser.setdefault((name, label), []).append(browser_share)
                             print(
                                 f"round {round_number + 1} {name:28} {label:10} {rps:9.0f} requests/s"
-                                f" {cost:6.1f} us CPU/request",
+                                f" {cost:6.1f} us CPU/request  Chromium {browser_share:4.0%} of a core",
                                 flush=True,
                             )
                     finally:
@@ -232,10 +248,14 @@ def throughput(rounds: int, secs: float) -> list[str]:
         "",
         "Median requests/s and their ratio to the plain server; then the server process's least CPU time",
         "per request over the rounds (user + system, during the measured part of a run: the least is the",
-        "run least disturbed by other work on the machine) and the plain server's share of it.",
+        "run least disturbed by other work on the machine) and the plain server's share of it; then",
+        "the CPU Chromium took meanwhile (median, in cores: it runs on the same two cores as loadgen",
+        "and the server).",
         "",
-        "| server | " + " | ".join(f"{label} requests/s | ratio | CPU/request | ratio" for label in labels) + " |",
-        "|---|" + "---:|---:|---:|---:|" * len(labels),
+        "| server | "
+        + " | ".join(f"{label} requests/s | ratio | CPU/request | ratio | Chromium" for label in labels)
+        + " |",
+        "|---|" + "---:|---:|---:|---:|---:|" * len(labels),
     ]
     for name in contenders:
         cells = []
@@ -244,7 +264,10 @@ def throughput(rounds: int, secs: float) -> list[str]:
             plain = statistics.median(results["plain server", label])
             cost = min(costs[name, label])
             plain_cost = min(costs["plain server", label])
-            cells.append(f"{median:,.0f} | {median / plain:.0%} | {cost:.1f} us | {plain_cost / cost:.0%}")
+            share = statistics.median(browser[name, label])
+            cells.append(
+                f"{median:,.0f} | {median / plain:.0%} | {cost:.1f} us | {plain_cost / cost:.0%} | {share:.2f}"
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
