@@ -116,6 +116,39 @@ def check_server_context(context: ssl.SSLContext) -> None:
         )
 
 
+def tls_server_settings(
+    ssl_context: ssl.SSLContext | None,
+    certfile: StrPath | None,
+    keyfile: StrPath | None,
+    cafile: StrPath | None,
+    password: str | bytes | None,
+    require_client_certificate: bool,
+    policy: RolePolicy | None,
+) -> tuple[ssl.SSLContext, RolePolicy | None]:
+    """A TLS server's context and role policy, from its options, checked.
+
+    Either the user's *ssl_context* (TLS 1.2 or newer) or one built by
+    :func:`server_ssl_context` from *certfile* and the rest, never both.
+    """
+    if ssl_context is not None:
+        if certfile is not None or keyfile is not None or cafile is not None:
+            raise ValueError("give ssl_context or certfile/keyfile/cafile, not both")
+        check_server_context(ssl_context)
+    elif certfile is not None:
+        ssl_context = server_ssl_context(
+            certfile,
+            keyfile,
+            cafile=cafile,
+            password=password,
+            require_client_certificate=require_client_certificate,
+        )
+    else:
+        raise ValueError("a TLS server needs ssl_context, or certfile and keyfile")
+    if policy is not None and not isinstance(policy, RolePolicy):
+        raise TypeError(f"policy must be a RolePolicy, got {type(policy).__name__}")
+    return ssl_context, policy
+
+
 # --------------------------------------------------------------------------
 # rules
 

@@ -56,7 +56,7 @@ from ._net import (
     set_stream_options,
 )
 from ._options import ServerOptions, positive_or_none
-from ._security import RolePolicy, check_server_context, client_role, server_ssl_context
+from ._security import RolePolicy, client_role, tls_server_settings
 from ._session import (
     FramerSpec,
     Hooks,
@@ -434,24 +434,9 @@ class TlsServer(TcpServer):
         **options: Any,
     ) -> None:
         super().__init__(answer, port=port, **options)
-        if ssl_context is not None:
-            if certfile is not None or keyfile is not None or cafile is not None:
-                raise ValueError("give ssl_context or certfile/keyfile/cafile, not both")
-            check_server_context(ssl_context)
-            self._context = ssl_context
-        elif certfile is not None:
-            self._context = server_ssl_context(
-                certfile,
-                keyfile,
-                cafile=cafile,
-                password=password,
-                require_client_certificate=require_client_certificate,
-            )
-        else:
-            raise ValueError("a TLS server needs ssl_context, or certfile and keyfile")
-        if policy is not None and not isinstance(policy, RolePolicy):
-            raise TypeError(f"policy must be a RolePolicy, got {type(policy).__name__}")
-        self.policy = policy
+        self._context, self.policy = tls_server_settings(
+            ssl_context, certfile, keyfile, cafile, password, require_client_certificate, policy
+        )
         self.handshake_timeout = handshake_timeout
 
     @property

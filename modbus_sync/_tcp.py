@@ -21,7 +21,7 @@ from modbus_anyio._net import (
     set_stream_options,
 )
 from modbus_anyio._options import positive_or_none
-from modbus_anyio._security import RolePolicy, check_server_context, client_role, server_ssl_context
+from modbus_anyio._security import RolePolicy, client_role, tls_server_settings
 from modbus_anyio._session import FramerSpec, build_framer
 from modbus_core import RemoteProtocolError
 
@@ -337,24 +337,9 @@ class TlsServer(TcpServer):
         **options: Any,
     ) -> None:
         super().__init__(answer, port=port, **options)
-        if ssl_context is not None:
-            if certfile is not None or keyfile is not None or cafile is not None:
-                raise ValueError("give ssl_context or certfile/keyfile/cafile, not both")
-            check_server_context(ssl_context)
-        elif certfile is not None:
-            ssl_context = server_ssl_context(
-                certfile,
-                keyfile,
-                cafile=cafile,
-                password=password,
-                require_client_certificate=require_client_certificate,
-            )
-        else:
-            raise ValueError("a TLS server needs ssl_context, or certfile and keyfile")
-        if policy is not None and not isinstance(policy, RolePolicy):
-            raise TypeError(f"policy must be a RolePolicy, got {type(policy).__name__}")
-        self.ssl_context = ssl_context
-        self.policy = policy
+        self.ssl_context, self.policy = tls_server_settings(
+            ssl_context, certfile, keyfile, cafile, password, require_client_certificate, policy
+        )
         timeout = positive_or_none("handshake_timeout", handshake_timeout)
         assert timeout is not None
         self.handshake_timeout = timeout
