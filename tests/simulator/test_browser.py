@@ -142,15 +142,17 @@ def test_a_modbus_write_shows_on_the_page_without_reloading(page: Any, simulator
     field = page.get_by_label("Value of water-tank/high_setpoint")
     expect(field).to_have_value("90")
     page.evaluate("window.stillTheSamePage = true")
-    # Which values flash when they change (whenever the check below runs).
+    # Which values get highlighted when they change (whenever the check below runs).
     page.evaluate(
         """() => {
             window.flashed = [];
-            const animate = Element.prototype.animate;
-            Element.prototype.animate = function (...args) {
-                window.flashed.push(this.getAttribute("aria-label"));
-                return animate.apply(this, args);
-            };
+            new MutationObserver((records) => {
+                for (const record of records) {
+                    if (record.target.classList.contains("changed")) {
+                        window.flashed.push(record.target.getAttribute("aria-label"));
+                    }
+                }
+            }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["class"] });
         }"""
     )
     with modbus_client(modbus(simulator)) as client:

@@ -131,20 +131,16 @@ function update(change) {
   if (document.activeElement === input && input.type !== "checkbox") return; // do not overwrite what is being typed
   if (input.type === "checkbox") input.checked = Boolean(change.value);
   else input.value = shown(row.item);
-  flash(input);
+  flash(row);
 }
 
-// A changed value flashes.  Web Animations, not a CSS class toggled off and on:
-// restarting a CSS animation needs a forced layout per value, which made a page
-// of values that all change (a client writing blocks) cost a browser core.
-const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
-let flashColour = null;
-matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => (flashColour = null));
-
-function flash(element) {
-  if (reducedMotion.matches) return;
-  flashColour ??= getComputedStyle(document.documentElement).getPropertyValue("--flash").trim();
-  element.animate([{ backgroundColor: flashColour }, { backgroundColor: "transparent" }], { duration: 1000, easing: "ease-out" });
+// A changed value is highlighted for a second after its last change, then
+// fades (a CSS transition).  Not an animation per change: values that change
+// several times a second would keep the browser repainting at its frame rate.
+function flash(row) {
+  row.input.classList.add("changed");
+  clearTimeout(row.flashTimer);
+  row.flashTimer = setTimeout(() => row.input.classList.remove("changed"), 1000);
 }
 
 function connect() {
