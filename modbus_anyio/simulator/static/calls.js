@@ -129,12 +129,44 @@ function resultBadge(call) {
   return el("span", { class: `badge ${call.result}` }, text);
 }
 
+// Calls arrive up to four times a second; the table is redrawn at most once a
+// second (at once after a quiet second), since redrawing hundreds of rows is
+// what a live page costs the browser, and nobody reads faster than that.
+const REDRAW_INTERVAL = 1000;
+const SHOWN_PER_REDRAW = 50;
+let waiting = []; // calls not drawn yet, oldest first
+let notShown = 0;
+let redrawTimer = null;
+let lastRedraw = -Infinity;
+
 function addCalls(data) {
   seen += data.items.length + (data.skipped || 0);
-  summary.textContent = `${seen} call${seen === 1 ? "" : "s"} seen since this page opened.` + (data.skipped ? ` (${data.skipped} not shown: too fast)` : "");
+  notShown += data.skipped || 0;
+  waiting.push(...data.items);
+  if (waiting.length > SHOWN_PER_REDRAW) {
+    notShown += waiting.length - SHOWN_PER_REDRAW;
+    waiting = waiting.slice(-SHOWN_PER_REDRAW);
+  }
+  if (redrawTimer === null) redrawTimer = setTimeout(redraw, Math.max(0, lastRedraw + REDRAW_INTERVAL - performance.now()));
+}
+
+function forgetCalls() {
+  callsBody.replaceChildren();
+  seen = 0;
+  waiting = [];
+  notShown = 0;
+}
+
+function redraw() {
+  redrawTimer = null;
+  lastRedraw = performance.now();
+  summary.textContent = `${seen} call${seen === 1 ? "" : "s"} seen since this page opened.` + (notShown ? ` (${notShown} not shown: too fast)` : "");
+  const calls = waiting;
+  waiting = [];
+  notShown = 0;
   if (pause.checked) return;
   const fragment = document.createDocumentFragment();
-  for (const call of data.items.slice().reverse()) {
+  for (const call of calls.reverse()) {
     fragment.append(
       el(
         "tr",
@@ -164,8 +196,7 @@ function connect() {
   document.getElementById("pcap502").href = `/api/calls.pcap?${params}`;
   params.delete("server_port");
   if (source) source.close();
-  callsBody.replaceChildren();
-  seen = 0;
+  forgetCalls();
   source = live(`/api/calls/events?${params}`, { calls: addCalls, faults: renderRules });
 }
 
@@ -175,8 +206,7 @@ filters.addEventListener("submit", (event) => {
 });
 document.getElementById("clear").addEventListener("click", async () => {
   await api("/api/calls", { method: "DELETE" });
-  callsBody.replaceChildren();
-  seen = 0;
+  forgetCalls();
   summary.textContent = "Recorded calls cleared.";
 });
 
