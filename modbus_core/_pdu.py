@@ -296,11 +296,114 @@ _FC_WORD_WORD = struct.Struct(">BHH")
 
 
 # --------------------------------------------------------------------------
+# shapes that several PDUs share: behaviour only, no slots (the fields stay
+# on each dataclass, so that decoders' mutable twins keep their layout)
+
+
+class _AddressCount:
+    """An address and a count of 1..``max_count``: reads, and the answers to multiple writes."""
+
+    __slots__ = ()
+    function_code: ClassVar[int]
+    max_count: ClassVar[int]
+    address: int
+    count: int
+
+    def __post_init__(self) -> None:
+        _check_address(self.address)
+        _check_int("count", self.count, 1, self.max_count)
+
+    def encode(self) -> bytes:
+        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.count)
+
+
+class _BitValues:
+    """The values of a bit read's answer (01, 02)."""
+
+    __slots__ = ()
+    function_code: ClassVar[int]
+    values: tuple[bool, ...]
+
+    def __post_init__(self) -> None:
+        _set(self, "values", _bits("values", self.values, 1, 2000))
+
+    def encode(self) -> bytes:
+        packed = pack_bits(self.values)
+        return bytes((self.function_code, len(packed))) + packed
+
+
+class _RegisterValues:
+    """The values of a register read's answer (03, 04)."""
+
+    __slots__ = ()
+    function_code: ClassVar[int]
+    registers: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _set(self, "registers", _registers("registers", self.registers, 1, 125))
+
+    def encode(self) -> bytes:
+        registers = self.registers
+        count = len(registers)
+        return _FC_COUNT_WORDS[count].pack(self.function_code, count * 2, *registers)
+
+
+class _CoilWrite:
+    """05 and its echo."""
+
+    __slots__ = ()
+    function_code: ClassVar[int]
+    address: int
+    value: bool
+
+    def __post_init__(self) -> None:
+        _check_address(self.address)
+        _set(self, "value", bool(self.value))
+
+    def encode(self) -> bytes:
+        return _FC_ADDR_VALUE.pack(self.function_code, self.address, COIL_ON if self.value else COIL_OFF)
+
+
+class _RegisterWrite:
+    """06 and its echo."""
+
+    __slots__ = ()
+    function_code: ClassVar[int]
+    address: int
+    value: int
+
+    def __post_init__(self) -> None:
+        _check_address(self.address)
+        _check_int("value", self.value, 0, 0xFFFF)
+
+    def encode(self) -> bytes:
+        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.value)
+
+
+class _MaskWrite:
+    """22 and its echo."""
+
+    __slots__ = ()
+    function_code: ClassVar[int]
+    address: int
+    and_mask: int
+    or_mask: int
+
+    def __post_init__(self) -> None:
+        _check_address(self.address)
+        _check_int("and_mask", self.and_mask, 0, 0xFFFF)
+        _check_int("or_mask", self.or_mask, 0, 0xFFFF)
+
+    def encode(self) -> bytes:
+        return _MASK_WRITE.pack(self.function_code, self.address, self.and_mask, self.or_mask)
+
+
+# --------------------------------------------------------------------------
 # 01, 02, 03, 04: reads
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadCoils(RequestPdu):
+class ReadCoils(_AddressCount, RequestPdu):
     """01: read *count* coils (1..2000) from *address* (0-based)."""
 
     function_code: ClassVar[int] = 0x01
@@ -308,16 +411,9 @@ class ReadCoils(RequestPdu):
     address: int
     count: int
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("count", self.count, 1, self.max_count)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.count)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadDiscreteInputs(RequestPdu):
+class ReadDiscreteInputs(_AddressCount, RequestPdu):
     """02: read *count* discrete inputs (1..2000) from *address*."""
 
     function_code: ClassVar[int] = 0x02
@@ -325,16 +421,9 @@ class ReadDiscreteInputs(RequestPdu):
     address: int
     count: int
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("count", self.count, 1, self.max_count)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.count)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadHoldingRegisters(RequestPdu):
+class ReadHoldingRegisters(_AddressCount, RequestPdu):
     """03: read *count* holding registers (1..125) from *address*."""
 
     function_code: ClassVar[int] = 0x03
@@ -342,16 +431,9 @@ class ReadHoldingRegisters(RequestPdu):
     address: int
     count: int
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("count", self.count, 1, self.max_count)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.count)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadInputRegisters(RequestPdu):
+class ReadInputRegisters(_AddressCount, RequestPdu):
     """04: read *count* input registers (1..125) from *address*."""
 
     function_code: ClassVar[int] = 0x04
@@ -359,21 +441,9 @@ class ReadInputRegisters(RequestPdu):
     address: int
     count: int
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("count", self.count, 1, self.max_count)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.count)
-
-
-def _encode_bits_response(function_code: int, values: tuple[bool, ...]) -> bytes:
-    packed = pack_bits(values)
-    return bytes((function_code, len(packed))) + packed
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadCoilsResponse(ResponsePdu):
+class ReadCoilsResponse(_BitValues, ResponsePdu):
     """01 response: the coil values, first address first.
 
     A decoder cannot tell padding from data, so a response decoded without
@@ -384,57 +454,29 @@ class ReadCoilsResponse(ResponsePdu):
     function_code: ClassVar[int] = 0x01
     values: tuple[bool, ...]
 
-    def __post_init__(self) -> None:
-        _set(self, "values", _bits("values", self.values, 1, 2000))
-
-    def encode(self) -> bytes:
-        return _encode_bits_response(self.function_code, self.values)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadDiscreteInputsResponse(ResponsePdu):
+class ReadDiscreteInputsResponse(_BitValues, ResponsePdu):
     """02 response: the discrete input values (see :class:`ReadCoilsResponse`)."""
 
     function_code: ClassVar[int] = 0x02
     values: tuple[bool, ...]
 
-    def __post_init__(self) -> None:
-        _set(self, "values", _bits("values", self.values, 1, 2000))
-
-    def encode(self) -> bytes:
-        return _encode_bits_response(self.function_code, self.values)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadHoldingRegistersResponse(ResponsePdu):
+class ReadHoldingRegistersResponse(_RegisterValues, ResponsePdu):
     """03 response: the register values (1..125)."""
 
     function_code: ClassVar[int] = 0x03
     registers: tuple[int, ...]
 
-    def __post_init__(self) -> None:
-        _set(self, "registers", _registers("registers", self.registers, 1, 125))
-
-    def encode(self) -> bytes:
-        registers = self.registers
-        count = len(registers)
-        return _FC_COUNT_WORDS[count].pack(self.function_code, count * 2, *registers)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReadInputRegistersResponse(ResponsePdu):
+class ReadInputRegistersResponse(_RegisterValues, ResponsePdu):
     """04 response: the register values (1..125)."""
 
     function_code: ClassVar[int] = 0x04
     registers: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        _set(self, "registers", _registers("registers", self.registers, 1, 125))
-
-    def encode(self) -> bytes:
-        registers = self.registers
-        count = len(registers)
-        return _FC_COUNT_WORDS[count].pack(self.function_code, count * 2, *registers)
 
 
 # --------------------------------------------------------------------------
@@ -445,67 +487,39 @@ COIL_OFF = 0x0000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WriteSingleCoil(RequestPdu):
+class WriteSingleCoil(_CoilWrite, RequestPdu):
     """05: set one coil on (True) or off (False)."""
 
     function_code: ClassVar[int] = 0x05
     address: int
     value: bool
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _set(self, "value", bool(self.value))
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, COIL_ON if self.value else COIL_OFF)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WriteSingleCoilResponse(ResponsePdu):
+class WriteSingleCoilResponse(_CoilWrite, ResponsePdu):
     """05 response: the echo of the request."""
 
     function_code: ClassVar[int] = 0x05
     address: int
     value: bool
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _set(self, "value", bool(self.value))
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, COIL_ON if self.value else COIL_OFF)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WriteSingleRegister(RequestPdu):
+class WriteSingleRegister(_RegisterWrite, RequestPdu):
     """06: write one holding register."""
 
     function_code: ClassVar[int] = 0x06
     address: int
     value: int
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("value", self.value, 0, 0xFFFF)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.value)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WriteSingleRegisterResponse(ResponsePdu):
+class WriteSingleRegisterResponse(_RegisterWrite, ResponsePdu):
     """06 response: the echo of the request."""
 
     function_code: ClassVar[int] = 0x06
     address: int
     value: int
-
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("value", self.value, 0, 0xFFFF)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(self.function_code, self.address, self.value)
 
 
 # --------------------------------------------------------------------------
@@ -742,19 +756,13 @@ class WriteMultipleCoils(RequestPdu):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WriteMultipleCoilsResponse(ResponsePdu):
+class WriteMultipleCoilsResponse(_AddressCount, ResponsePdu):
     """15 response: the address and the number of coils written."""
 
     function_code: ClassVar[int] = 0x0F
+    max_count: ClassVar[int] = 1968
     address: int
     count: int
-
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("count", self.count, 1, 1968)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(0x0F, self.address, self.count)
 
 
 _WRITE_REGISTERS_HEAD = struct.Struct(">BHHB")
@@ -779,19 +787,13 @@ class WriteMultipleRegisters(RequestPdu):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class WriteMultipleRegistersResponse(ResponsePdu):
+class WriteMultipleRegistersResponse(_AddressCount, ResponsePdu):
     """16 response: the address and the number of registers written."""
 
     function_code: ClassVar[int] = 0x10
+    max_count: ClassVar[int] = 123
     address: int
     count: int
-
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("count", self.count, 1, 123)
-
-    def encode(self) -> bytes:
-        return _FC_ADDR_VALUE.pack(0x10, self.address, self.count)
 
 
 # --------------------------------------------------------------------------
@@ -935,7 +937,7 @@ _MASK_WRITE = struct.Struct(">BHHH")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class MaskWriteRegister(RequestPdu):
+class MaskWriteRegister(_MaskWrite, RequestPdu):
     """22: ``result = (current AND and_mask) OR (or_mask AND NOT and_mask)``."""
 
     function_code: ClassVar[int] = 0x16
@@ -943,31 +945,15 @@ class MaskWriteRegister(RequestPdu):
     and_mask: int
     or_mask: int
 
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("and_mask", self.and_mask, 0, 0xFFFF)
-        _check_int("or_mask", self.or_mask, 0, 0xFFFF)
-
-    def encode(self) -> bytes:
-        return _MASK_WRITE.pack(0x16, self.address, self.and_mask, self.or_mask)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class MaskWriteRegisterResponse(ResponsePdu):
+class MaskWriteRegisterResponse(_MaskWrite, ResponsePdu):
     """22 response: the echo of the request."""
 
     function_code: ClassVar[int] = 0x16
     address: int
     and_mask: int
     or_mask: int
-
-    def __post_init__(self) -> None:
-        _check_address(self.address)
-        _check_int("and_mask", self.and_mask, 0, 0xFFFF)
-        _check_int("or_mask", self.or_mask, 0, 0xFFFF)
-
-    def encode(self) -> bytes:
-        return _MASK_WRITE.pack(0x16, self.address, self.and_mask, self.or_mask)
 
 
 _READ_WRITE_HEAD = struct.Struct(">BHHHHB")

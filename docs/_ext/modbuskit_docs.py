@@ -769,6 +769,11 @@ def resolve_reexport(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     return None
 
 
+def hide_private_bases(app: Sphinx, name: str, obj: object, options: object, bases: list[type]) -> None:
+    """Leave private mixins (the shapes PDUs share) out of "Bases:" lines."""
+    bases[:] = [base for base in bases if not base.__name__.startswith("_")]
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("public_api_sections", {}, "env", types=[dict])
     app.add_directive("public-api", PublicApi)
@@ -776,6 +781,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("openapi-reference", OpenApiReference)
     app.add_directive("screenshot", Screenshot)
     app.connect("missing-reference", resolve_reexport)
+    app.connect("autodoc-process-bases", hide_private_bases)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
 
 
