@@ -195,7 +195,12 @@ class Hooks:
         return traced
 
     def connected(self, connected: bool, info: ConnectionInfo) -> None:
-        """Call trace_connect, logging (never raising) what it raises."""
+        """Log a connection's start or end and call trace_connect, logging
+        (never raising) what it raises."""
+        if logger.isEnabledFor(logging.INFO):
+            role = f", role {info.role!r}" if info.role is not None else ""
+            change = "opened" if connected else "closed"
+            logger.info("%s: connection #%d from %s%s %s", info.server, info.connection_id, info.peer, role, change)
         if self.connect is None:
             return
         try:

@@ -745,8 +745,6 @@ class Server(ServerOptions):
         self._links.pop(id(link), None)
         if why:
             logger.info("%s: %s: closing: %s", self.name, link.info.peer, why)
-        else:
-            logger.debug("%s: %s: closing", self.name, link.info.peer)
         link.close_transport()
         if link.reported:
             self.hooks.connected(False, link.info)

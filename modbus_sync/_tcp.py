@@ -276,7 +276,6 @@ class TcpServer(SocketAddresses, Server):
             logger.info("%s: connection from %s failed: %s", self.name, peer, error)
             sock.close()
             return
-        logger.debug("%s: connection #%d from %s", self.name, link.info.connection_id, peer)
         self._add(link, now)
 
     def _new_link(self, sock: socket.socket, peer: str, local: str, now: float) -> _StreamLink:

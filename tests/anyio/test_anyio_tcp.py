@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import socket
 from collections.abc import Awaitable
 from typing import Any
@@ -559,6 +560,21 @@ async def test_partial_frame_timeout_closes_the_connection(caplog: pytest.LogCap
             assert await read_all_until_closed(stream) == b""
             assert 0.15 < anyio.current_time() - start < 2
     assert "partial MBAP frame" in caplog.text
+
+
+async def test_connections_are_logged_when_they_open_and_close(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="modbus_anyio")
+    async with TcpServer(context(), port=0, name="plc") as server:
+        with anyio.fail_after(5):
+            client = await connect(server.port)
+            assert not (await client.call(ReadHoldingRegisters(0, 1))).is_exception
+            await client.aclose()
+            while "closed" not in caplog.text:
+                await anyio.sleep(0.01)
+    lines = [record.getMessage() for record in caplog.records if "connection #" in record.getMessage()]
+    assert len(lines) == 2
+    assert re.fullmatch(r"plc: connection #\d+ from 127\.0\.0\.1:\d+ opened", lines[0])
+    assert lines[1] == lines[0].replace("opened", "closed")
 
 
 async def test_idle_timeout_closes_quiet_connections_only(caplog: pytest.LogCaptureFixture) -> None:

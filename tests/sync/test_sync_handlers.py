@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import socket
 import struct
 import time
@@ -61,6 +62,18 @@ def test_handler_gets_the_request_and_connection_info() -> None:
     assert info1.peer.startswith("127.0.0.1:")
     assert info1.role is None
     assert info2.connection_id > info1.connection_id
+
+
+def test_connections_are_logged_when_they_open_and_close(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="modbus_anyio")  # the session's logger, shared by both packages
+    with TcpServer(ServerContext(Device.sized(10)), port=0, name="plc") as server:
+        with RawClient(server.port) as client:
+            assert client.call(ReadHoldingRegisters(0, 1)).pdu == registers(0)
+        assert wait_for(lambda: "closed" in caplog.text)
+    lines = [record.getMessage() for record in caplog.records if "connection #" in record.getMessage()]
+    assert len(lines) == 2
+    assert re.fullmatch(r"plc: connection #\d+ from 127\.0\.0\.1:\d+ opened", lines[0])
+    assert lines[1] == lines[0].replace("opened", "closed")
 
 
 def test_handler_failures_are_answered_and_keep_the_connection(caplog: pytest.LogCaptureFixture) -> None:
