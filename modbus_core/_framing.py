@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from ._checksum import CRC_WORDS, crc_tables, crc_update, lrc
+from ._checksum import CRC_WORDS, LONG_FRAME, crc_tables, crc_update, long_crc, lrc
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import DropCause, FrameDropped
 from ._functions import BY_SILENCE, DEFAULT_FUNCTIONS, FunctionTable
@@ -266,6 +266,7 @@ class RtuFramer(Framer):
         "_end_cause",
         "_gap",
         "_last",
+        "_long_crc",
         "_orders",
         "_ready",
         "_start",
@@ -294,6 +295,7 @@ class RtuFramer(Framer):
         self._ready: deque[Frame | FrameDropped] = deque()  # parsed when silence ended the data
         self._end_cause = DropCause.INCOMPLETE  # why a frame cut short by silence is dropped
         self._crc_tables = crc_tables()  # built now, not on the first frame
+        self._long_crc = long_crc()
         self._orders = self._make_orders(DEFAULT_FUNCTIONS)
 
     def __repr__(self) -> str:
@@ -387,6 +389,8 @@ class RtuFramer(Framer):
         if not 0 <= unit <= 0xFF:
             raise _unit_error(unit)
         frame = bytes((unit,)) + pdu
+        if len(frame) >= LONG_FRAME:
+            return frame + self._long_crc(frame).to_bytes(2, "little")
         return frame + crc_update(0xFFFF, frame, 0, len(frame), *self._crc_tables).to_bytes(2, "little")
 
     # ------------------------------------------------------------------

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import array
+import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbus_core import crc16, lrc
+from modbus_core import RtuFramer, crc16, lrc
 
 from .cases import reference_crc, reference_lrc
 
@@ -36,10 +37,25 @@ def test_lrc_specification_vector() -> None:
     assert lrc(b"") == 0
 
 
-@pytest.mark.parametrize("size", [0, 1, 2, 31, 32, 33, 255, 256, 257, 1000])
+@pytest.mark.parametrize("size", [0, 1, 2, 31, 32, 33, 127, 128, 129, 255, 256, 257, 1000])
 def test_every_length_matches_the_reference(size: int) -> None:
     data = bytes((index * 37 + 11) & 0xFF for index in range(size))
     assert crc16(data).to_bytes(2, "little") == reference_crc(data)
+
+
+def test_every_frame_length_matches_the_reference() -> None:
+    # Short and long frames take different ways (a table; parities over the whole frame).
+    generator = random.Random(1)
+    for size in range(300):
+        for data in (generator.randbytes(size), b"\xff" * size, bytes(size)):
+            assert crc16(data).to_bytes(2, "little") == reference_crc(data), size
+
+
+@pytest.mark.parametrize("pdu_size", [1, 126, 127, 200, 253])
+def test_rtu_frames_carry_the_reference_crc(pdu_size: int) -> None:
+    pdu = bytes((3, *((index * 7) & 0xFF for index in range(pdu_size - 1))))
+    frame = RtuFramer(19200).encode(17, 0, pdu)
+    assert frame == bytes((17,)) + pdu + reference_crc(bytes((17,)) + pdu)
 
 
 def test_buffers_of_any_kind() -> None:
