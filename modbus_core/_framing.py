@@ -441,7 +441,11 @@ class RtuFramer(Framer):
                         waiting = True
                         verdict = verdict or (self._end_cause if at_end else DropCause.GARBAGE)
                         continue
-                    if crc_update(0xFFFF, data, start, total, byte_table, word_table):
+                    if (
+                        self._long_crc(data[start : start + total])
+                        if total >= LONG_FRAME
+                        else crc_update(0xFFFF, data, start, total, byte_table, word_table)
+                    ):
                         verdict = verdict or DropCause.CHECKSUM
                         continue
                 elif length == BY_SILENCE:

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modbus_core import RtuFramer, crc16, lrc
+from modbus_core import (
+    DropCause,
+    FrameDropped,
+    Request,
+    RtuFramer,
+    ServerConnection,
+    WriteMultipleRegisters,
+    crc16,
+    lrc,
+)
 
 from .cases import reference_crc, reference_lrc
 
@@ -80,3 +89,17 @@ def test_crc_matches_the_bitwise_reference(data: bytes) -> None:
 def test_lrc_matches_the_reference(data: bytes) -> None:
     assert lrc(data) == reference_lrc(data)
     assert (sum(data) + lrc(data)) & 0xFF == 0
+
+
+def test_long_rtu_frames_are_checked_when_received() -> None:
+    # A 209-byte request is checked by the long-frame way: good passes, one flipped bit does not.
+    request = WriteMultipleRegisters(0, tuple(range(100)))
+    frame = RtuFramer(19200).encode(1, 0, request.encode())
+    good = ServerConnection(RtuFramer(19200))
+    good.receive_data(frame, 0.0)
+    assert good.next_event() == Request(request, 1, 0)
+    bad = ServerConnection(RtuFramer(19200))
+    bad.receive_data(frame[:-1] + bytes((frame[-1] ^ 1,)), 0.0)
+    event = bad.next_event()
+    assert isinstance(event, FrameDropped)
+    assert event.cause is DropCause.CHECKSUM
