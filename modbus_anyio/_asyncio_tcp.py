@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from modbus_core import RemoteProtocolError
 
@@ -91,15 +91,16 @@ class ModbusProtocol(asyncio.Protocol, _Record):
     # -- asyncio.Protocol ----------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        set_stream_options(transport.get_extra_info("socket"), self.server.keepalive)
+        # A cast, not an isinstance check: uvloop's transports do not derive from asyncio's.
+        stream = cast("asyncio.Transport", transport)
+        self.transport = stream
+        set_stream_options(stream.get_extra_info("socket"), self.server.keepalive)
         if self.context is not None:
             # The handshake is ours (not create_server's), so that a refused
             # client is logged like on trio.
-            self.handshake = self.loop.create_task(self._tls_handshake(transport, self.context))
+            self.handshake = self.loop.create_task(self._tls_handshake(stream, self.context))
             return
-        self._established(transport)
+        self._established(stream)
 
     async def _tls_handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
         peer = format_address(transport.get_extra_info("peername"))

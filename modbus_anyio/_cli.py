@@ -4,9 +4,48 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+_T = TypeVar("_T")
+
+BACKENDS = ("asyncio", "uvloop", "trio")
+"""What ``--backend`` takes: asyncio's own loop, uvloop's asyncio loop, or trio."""
+
+
+def default_backend() -> str:
+    """uvloop where it is installed (a dependency except on Windows), else asyncio."""
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
+def add_backend_option(group: Any) -> None:
+    """The ``--backend`` option of ``serve`` and ``sim``."""
+    default = default_backend()
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default,
+        help=f"the event loop: asyncio, uvloop (asyncio's API on libuv, faster) or trio (default here: {default})",
+    )
+
+
+def current_backend() -> str:
+    """The running event loop as ``--backend`` names it (for the start-up lines)."""
+    import anyio
+
+    package = type(anyio.lowlevel.current_token().native_token).__module__.partition(".")[0]
+    return package if package in ("uvloop", "trio") else "asyncio"
+
+
+def run_on(backend: str, function: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    """``anyio.run(function, *args)`` on *backend* (one of :data:`BACKENDS`)."""
+    import anyio
+
+    if backend == "uvloop":
+        return anyio.run(function, *args, backend="asyncio", backend_options={"use_uvloop": True})
+    return anyio.run(function, *args, backend=backend)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -23,6 +23,8 @@ import signal
 import sys
 from typing import Any
 
+from ._cli import add_backend_option, current_backend, run_on
+
 __all__ = ["add_serve_command", "parse_endpoint", "run_serve"]
 
 logger = logging.getLogger(__name__)
@@ -140,9 +142,7 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     data.add_argument("--size", type=_size, default=10000, metavar="N", help="each table holds 0..N-1 (default 10000)")
     data.add_argument("--config", metavar="FILE", help="serve the simulator's plant from FILE (instead of the above)")
     run = parser.add_argument_group("running")
-    run.add_argument(
-        "--backend", choices=["asyncio", "trio"], default="asyncio", help="the event loop (default asyncio)"
-    )
+    add_backend_option(run)
     run.add_argument("--sync", action="store_true", help="use the blocking implementation (modbus_sync)")
     run.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v: connections, -vv: frames)")
     parser.set_defaults(run=run_serve)
@@ -193,10 +193,9 @@ def run_serve(args: argparse.Namespace) -> int:
         servers = build_servers(args)
     except (ValueError, TypeError) as error:
         return _fail(str(error))
-    import anyio
 
     try:
-        return int(anyio.run(_serve, servers, backend=args.backend))
+        return int(run_on(args.backend, _serve, servers))
     except KeyboardInterrupt:
         return 0
 
@@ -262,7 +261,7 @@ async def _serve(servers: list[Any]) -> int:
                 task_group.cancel_scope.cancel()
                 return 1
             where = ", ".join(format_address(address) for address in server.addresses)
-            print(f"modbuskit serve: {server.transport} on {where}", file=sys.stderr, flush=True)
+            print(f"modbuskit serve: {server.transport} on {where} ({current_backend()})", file=sys.stderr, flush=True)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 break
@@ -299,13 +298,12 @@ def _run_config(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:  # the simulator's ConfigError is a ValueError
         return _fail(str(error).replace("\n", "; "))
     simulator = simulator_class(config, http=False)
-    import anyio
 
     start_errors: tuple[type[BaseException], ...] = (OSError,)
     simulator_error = getattr(simulator_module, "SimulatorError", None)
     if isinstance(simulator_error, type) and issubclass(simulator_error, Exception):
         start_errors = (OSError, simulator_error)
-    return int(anyio.run(_serve_simulator, simulator, start_errors, backend=args.backend))
+    return int(run_on(args.backend, _serve_simulator, simulator, start_errors))
 
 
 async def _serve_simulator(simulator: Any, start_errors: tuple[type[BaseException], ...]) -> int:

@@ -99,10 +99,11 @@ class UdpServer(SocketAddresses, ServerBase):
     async def _close_listeners(self) -> None:
         closers, self._closers = self._closers, []
         for closer in closers:
-            if isinstance(closer, asyncio.BaseTransport):
-                closer.close()
-            else:
+            # An anyio socket on trio; an asyncio (or uvloop) transport otherwise.
+            if isinstance(closer, anyio.abc.UDPSocket):
                 await closer.aclose()
+            else:
+                closer.close()
 
     async def _finish_connections(self) -> None:
         # Sockets are closed already; peers whose async answer is pending get

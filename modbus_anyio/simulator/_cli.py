@@ -11,6 +11,8 @@ from typing import Any, NoReturn
 
 import anyio
 
+from .._cli import add_backend_option, current_backend, run_on
+
 __all__ = ["add_sim_command", "run_sim"]
 
 
@@ -49,9 +51,7 @@ def add_sim_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--modbus-port", metavar="PORT", type=_port, help="move the first network Modbus listener to this port"
     )
-    parser.add_argument(
-        "--backend", choices=["asyncio", "trio"], default="asyncio", help="the event loop (default asyncio)"
-    )
+    add_backend_option(parser)
     parser.add_argument("--state", metavar="FILE", help="keep register values in FILE across restarts")
     parser.add_argument(
         "--modbus-server", metavar="NAME", help="pymodbus setup.json: the server_list entry (default: server)"
@@ -126,7 +126,7 @@ def run_sim(args: argparse.Namespace) -> int:
     except StateError as error:
         return _fail(str(error), 1)
     try:
-        return anyio.run(_main, simulator, backend=args.backend)
+        return run_on(args.backend, _main, simulator)
     except SimulatorError as error:
         return _fail(str(error), 1)
 
@@ -160,7 +160,7 @@ async def _main(simulator: Any) -> int:
 
 def _announce(simulator: Any) -> None:
     config = simulator.config
-    lines = [f"modbuskit simulator: {len(simulator.plant)} device(s) from {config.source}"]
+    lines = [f"modbuskit simulator: {len(simulator.plant)} device(s) from {config.source} ({current_backend()})"]
     for name, listener in simulator.listeners.items():
         where = ", ".join(listener.addresses)
         state = "" if listener.state == "running" else f" ({listener.state})"

@@ -29,9 +29,16 @@ from modbus_anyio import ROLE_OID
 from modbus_core import NEED_DATA, ClientConnection, Framer, MbapFramer, Request, RequestPdu, Response
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        # uvloop's transports are not asyncio's classes: the asyncio-native paths must not assume they are.
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    return request.param
 
 
 # ---------------------------------------------------------------------------

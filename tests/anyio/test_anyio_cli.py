@@ -32,13 +32,14 @@ from modbus_core import (
 
 from .anyio_support import IssueClient, PtyPair
 
-LISTENING = re.compile(r"modbuskit serve(?: \(sync\))?: (\w+) on (\S+)")
+LISTENING = re.compile(r"modbuskit serve(?: \(sync\))?: (\w+) on (\S+)(?: \((\w+)\))?")
 
 
 class Served:
-    def __init__(self, process: subprocess.Popen[str], addresses: dict[str, str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], addresses: dict[str, str], backends: set[str]) -> None:
         self.process = process
         self.addresses = addresses
+        self.backends = backends  # the event loops the start-up lines named
 
     def port(self, transport: str = "tcp") -> int:
         return int(self.addresses[transport].rsplit(":", 1)[1])
@@ -53,6 +54,7 @@ def start(*arguments: str, expect: int = 1) -> Served:
     )
     assert process.stderr is not None
     addresses: dict[str, str] = {}
+    backends: set[str] = set()
     deadline = time.monotonic() + 20
     lines = []
     while len(addresses) < expect and time.monotonic() < deadline:
@@ -63,11 +65,13 @@ def start(*arguments: str, expect: int = 1) -> Served:
         match = LISTENING.search(line)
         if match:
             addresses[match.group(1)] = match.group(2).rstrip(",")
+            if match.group(3):
+                backends.add(match.group(3))
     if len(addresses) < expect:
         process.kill()
         process.wait(timeout=10)
         raise AssertionError("modbuskit serve did not start:\n" + "".join(lines))
-    return Served(process, addresses)
+    return Served(process, addresses, backends)
 
 
 def stop(served: Served) -> int:
@@ -109,10 +113,11 @@ def tcp_call(port: int, pdu: RequestPdu, unit: int = 1, framer: Framer | None = 
         return call(sock, ClientConnection(framer or MbapFramer()), pdu, unit)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
 def test_serve_tcp_and_stop_with_ctrl_c(backend: str, processes: list[Served]) -> None:
     served = start("--tcp", "127.0.0.1:0", "--backend", backend, "--size", "100")
     processes.append(served)
+    assert served.backends == {backend}
     port = served.port()
     assert not tcp_call(port, WriteSingleRegister(99, 7)).is_exception
     assert tcp_call(port, ReadHoldingRegisters(99, 1)).pdu.registers == (7,)  # type: ignore[attr-defined]
@@ -126,6 +131,7 @@ def test_units_udp_and_rtu_over_tcp(processes: list[Served]) -> None:
         "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--unit", "3", "--unit", "4", "--framer", "rtu", expect=2
     )
     processes.append(served)
+    assert served.backends == {"uvloop"}  # the default where uvloop is installed (a dependency on Linux)
     port = served.port("tcp")
     assert not tcp_call(port, WriteSingleRegister(1, 5), unit=3, framer=RtuFramer()).is_exception
     assert tcp_call(port, ReadHoldingRegisters(1, 1), unit=4, framer=RtuFramer()).pdu.registers == (0,)  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import socket
 from collections.abc import Awaitable
@@ -632,22 +633,31 @@ async def test_nodelay_and_keepalive_are_on() -> None:
         with anyio.fail_after(5):
             client = await connect(server.port)
             await client.call(ReadHoldingRegisters(0, 1))
-            # the server's side of the connection: find it by its peer port
+            # The server's side of the connection, found among this process's
+            # descriptors by its peer port (uvloop hides its socket objects).
             local_port = client.stream.extra(anyio.abc.SocketAttribute.local_port)
-            import gc
-
-            for obj in gc.get_objects():
-                if isinstance(obj, socket.socket) and obj.fileno() != -1 and obj.family == socket.AF_INET:
+            for name in os.listdir("/proc/self/fd"):
+                try:
+                    descriptor = os.dup(int(name))
+                except OSError:
+                    continue
+                try:
+                    probe = socket.socket(fileno=descriptor)
+                except OSError:  # not a socket
+                    os.close(descriptor)
+                    continue
+                with probe:
                     try:
-                        if obj.getpeername()[1] == local_port:
-                            seen.append(
-                                (
-                                    obj.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
-                                    obj.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-                                )
-                            )
+                        if probe.family != socket.AF_INET or probe.getpeername()[1] != local_port:
+                            continue
                     except OSError:
                         continue
+                    seen.append(
+                        (
+                            probe.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                            probe.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                        )
+                    )
             await client.aclose()
     assert seen
     assert all(nodelay and keepalive for nodelay, keepalive in seen)

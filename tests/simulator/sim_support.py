@@ -20,9 +20,15 @@ from modbus_anyio.simulator import Simulator, SimulatorConfig, parse_config
 PYMODBUS_SETUP = Path(pymodbus.__file__ or "").parent / "server" / "simulator" / "setup.json"
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),  # what `modbuskit sim` runs on by default
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    return request.param
 
 
 def plant_document(**changes: Any) -> dict[str, Any]:

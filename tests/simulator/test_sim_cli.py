@@ -41,7 +41,9 @@ def simulator_process(*arguments: str) -> Iterator[tuple[subprocess.Popen[str], 
             line = process.stdout.readline()
             if not line:
                 break
-            if match := re.match(r"\s+Modbus (\S+): \S+ (\S+)", line):
+            if match := re.match(r"modbuskit simulator: .* \((\w+)\)$", line):
+                announced["backend"] = match[1]
+            elif match := re.match(r"\s+Modbus (\S+): \S+ (\S+)", line):
                 announced[match[1]] = match[2]
             elif match := re.match(r"\s+Web page: (\S+)", line):
                 announced["web"] = match[1]
@@ -61,10 +63,11 @@ def split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
 def test_the_default_plant_runs_and_ctrl_c_stops_it(backend: str) -> None:
     with simulator_process("--modbus-port", "0", "--http-port", "0", "--backend", backend) as (process, announced):
-        assert set(announced) == {"plant", "web"}
+        assert set(announced) == {"backend", "plant", "web"}
+        assert announced["backend"] == backend
         with modbus_client(split(announced["plant"])) as client:
             voltage = client.read_input_registers(0, count=2, device_id=1).registers
             level = client.read_input_registers(0, count=1, device_id=2).registers
@@ -85,7 +88,7 @@ def test_the_default_plant_runs_and_ctrl_c_stops_it(backend: str) -> None:
 def test_sigterm_stops_cleanly_too(tmp_path: Path) -> None:
     config = write_json(tmp_path / "plant.json", plant_document())
     with simulator_process("--config", str(config), "--no-http") as (process, announced):
-        assert announced == {"main": announced["main"], "web": "off"}
+        assert announced == {"backend": announced["backend"], "main": announced["main"], "web": "off"}
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)
         assert process.returncode == 0
