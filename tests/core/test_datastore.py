@@ -5,6 +5,8 @@ from __future__ import annotations
 from array import array
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modbus_core import (
     BitTable,
@@ -27,6 +29,27 @@ def missing(error: pytest.ExceptionInfo[ModbusExceptionError]) -> bool:
 
 
 # -- blocks and addresses ---------------------------------------------------------
+
+
+@given(
+    start=st.integers(0, 1000),
+    values=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=300),
+    data=st.data(),
+)
+def test_register_reads_give_the_values(start: int, values: list[int], data: st.DataObject) -> None:
+    table = RegisterTable(TableKind.HOLDING_REGISTERS)
+    table.add(start, values)
+    offset = data.draw(st.integers(0, len(values) - 1))
+    count = data.draw(st.integers(1, len(values) - offset))
+    assert table.read(start + offset, count) == tuple(values[offset : offset + count])
+
+
+def test_register_reads_longer_than_a_modbus_read() -> None:
+    table = RegisterTable(TableKind.HOLDING_REGISTERS)
+    table.add(10, range(1000, 1300))
+    assert table.read(10, 125) == tuple(range(1000, 1125))
+    assert table.read(11, 126) == tuple(range(1001, 1127))
+    assert table.read(10, 300) == tuple(range(1000, 1300))
 
 
 def test_addresses_are_the_wire_addresses() -> None:
