@@ -9,9 +9,11 @@ In one run, interleaved so that a burst of outside load does not hit one
 server only:
 
 1. throughput: ``../shared/bench/run_tcp_bench.sh`` (loadgen on libmodbus)
-   against each server (and ``transport_ceiling.py``'s canned FC3 servers on
-   an asyncio Protocol and on anyio/trio: what the I/O path alone allows), FC3 x 10 and FC3 x 125 registers, 10 and 100
-   connections, one repetition per call, repeated ``--reps`` times;
+   against each server (modbuskit on asyncio's own loop, on uvloop and on
+   trio; and ``transport_ceiling.py``'s canned FC3 servers on an asyncio
+   Protocol, on uvloop and on anyio/trio: what the I/O path alone allows),
+   FC3 x 10 and FC3 x 125 registers, 10 and 100 connections, one repetition
+   per call, repeated ``--reps`` times;
 2. many idle connections: with ``--idle`` connections open and quiet, 10
    busy connections run FC3 x 10; their p99 latency is compared with 10
    connections alone on the same server process, and the server's resident
@@ -56,6 +58,7 @@ def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
         "pymodbus": (base_port + 1, [str(PYTHON), str(BENCH / "pymodbus_server.py"), "--port", str(base_port + 1)]),
         "modbuskit-asyncio": (base_port + 2, [*ours, "--port", str(base_port + 2), "--backend", "asyncio"]),
         "modbuskit-trio": (base_port + 3, [*ours, "--port", str(base_port + 3), "--backend", "trio"]),
+        "modbuskit-uvloop": (base_port + 6, [*ours, "--port", str(base_port + 6), "--backend", "uvloop"]),
         # What the I/O path alone allows (a canned FC3 answer, no Modbus work): the headroom.
         "ceiling-asyncio": (
             base_port + 4,
@@ -64,6 +67,10 @@ def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
         "ceiling-trio": (
             base_port + 5,
             [*ceiling, "anyio-trio", str(base_port + 5)],
+        ),
+        "ceiling-uvloop": (
+            base_port + 7,
+            [*ceiling, "uvloop", str(base_port + 7)],
         ),
     }
 
@@ -204,8 +211,14 @@ def median(values: Sequence[float]) -> float:
 def report(rows: list[dict[str, str]], idle_rows: list[dict[str, object]], names: Sequence[str]) -> str:
     lines = ["### Throughput (requests/s, median; p99 latency in microseconds)", ""]
     keys = sorted({(int(r["count"]), int(r["conns"])) for r in rows})
-    lines.append("| FC3 registers | connections | " + " | ".join(names) + " | asyncio / pymodbus | trio / pymodbus |")
-    lines.append("|---:|---:|" + "---:|" * len(names) + "---:|---:|")
+    ours = [name for name in names if name.startswith("modbuskit-")]
+    lines.append(
+        "| FC3 registers | connections | "
+        + " | ".join(names)
+        + "".join(f" | {name.removeprefix('modbuskit-')} / pymodbus" for name in ours)
+        + " |"
+    )
+    lines.append("|---:|---:|" + "---:|" * (len(names) + len(ours)))
     medians: dict[tuple[str, int, int], float] = {}
     for count, conns in keys:
         cells = []
@@ -216,9 +229,8 @@ def report(rows: list[dict[str, str]], idle_rows: list[dict[str, object]], names
             medians[(name, count, conns)] = rps
             cells.append(f"{rps:,.0f} (p99 {p99:,.0f})")
         base = medians.get(("pymodbus", count, conns), float("nan"))
-        ratio_a = medians.get(("modbuskit-asyncio", count, conns), float("nan")) / base
-        ratio_t = medians.get(("modbuskit-trio", count, conns), float("nan")) / base
-        lines.append(f"| {count} | {conns} | " + " | ".join(cells) + f" | {ratio_a:.1f}x | {ratio_t:.1f}x |")
+        ratios = [medians.get((name, count, conns), float("nan")) / base for name in ours]
+        lines.append(f"| {count} | {conns} | " + " | ".join([*cells, *(f"{ratio:.1f}x" for ratio in ratios)]) + " |")
     lines += ["", "### 100 connections against 10 (same server, FC3 x 10)", ""]
     lines.append("| server | rps at 10 | rps at 100 | 100 / 10 |")
     lines.append("|---|---:|---:|---:|")
@@ -262,7 +274,10 @@ def main() -> int:
     parser.add_argument("--base-port", type=int, default=25520)
     parser.add_argument(
         "--servers",
-        default="libmodbus,pymodbus,modbuskit-asyncio,modbuskit-trio,ceiling-asyncio,ceiling-trio",
+        default=(
+            "libmodbus,pymodbus,modbuskit-asyncio,modbuskit-uvloop,modbuskit-trio,"
+            "ceiling-asyncio,ceiling-uvloop,ceiling-trio"
+        ),
         help="comma-separated names",
     )
     parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repetition (a smoke test)")
@@ -279,7 +294,7 @@ def main() -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     rows = throughput(names, args.base_port, args.secs, args.reps, "10 100", "fc3:0:10 fc3:0:125")
     # libmodbus' select() loop stops at FD_SETSIZE (1024); the ceilings are no servers.
-    idle_names = [name for name in names if name in ("pymodbus", "modbuskit-asyncio", "modbuskit-trio")]
+    idle_names = [name for name in names if name == "pymodbus" or name.startswith("modbuskit-")]
     idle_rows = idle_connections(idle_names, args.base_port, args.secs, args.reps, args.idle) if args.idle else []
     text = report(rows, idle_rows, names)
     load = os.getloadavg()

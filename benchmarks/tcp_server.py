@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """modbuskit's Modbus TCP server for the load benchmarks (the peer of ../shared/bench/pymodbus_server.py).
 
-usage: tcp_server.py [--port 1502] [--backend asyncio|trio] [--max-connections N]
+usage: tcp_server.py [--port 1502] [--backend asyncio|uvloop|trio] [--max-connections N]
 
 Always binds 127.0.0.1.  Datastore: 10000 coils, discrete inputs, holding
 and input registers at addresses 0..9999 with the same values as the
@@ -47,7 +47,10 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=1502)
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    parser.add_argument("--backend", choices=("asyncio", "uvloop", "trio"), default="asyncio")
     parser.add_argument("--max-connections", type=int, default=4096)
     arguments = parser.parse_args()
-    anyio.run(main, arguments, backend=arguments.backend)
+    if arguments.backend == "uvloop":
+        anyio.run(main, arguments, backend="asyncio", backend_options={"use_uvloop": True})
+    else:
+        anyio.run(main, arguments, backend=arguments.backend)
