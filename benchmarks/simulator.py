@@ -2,15 +2,17 @@
 """The simulator's costs: Modbus throughput beside the plain server, a 1000-device plant's start, its register page.
 
 usage: python benchmarks/simulator.py [--rounds 3] [--secs 4] [--out benchmarks/RESULTS-simulator.md]
-                                      [--skip-throughput] [--skip-plant]
+                                      [--skip-throughput] [--skip-plant] [--backend uvloop]
 
 1. Throughput.  ``loadgen`` (../shared/bench, libmodbus; 10 connections)
    against the plain server (benchmarks/tcp_server.py: modbus_anyio's
-   TcpServer on a ServerContext, asyncio), then against ``modbuskit sim``
+   TcpServer on a ServerContext), then against ``modbuskit sim``
    serving an equal device (every request through the simulator's handler:
    fault check, counters, call recorder), alone, with the registers page
    open in headless Chromium, and with the calls page open (live traffic).
-   The contenders take turns in each round; medians over rounds.
+   The contenders take turns in each round, all on the event loop that
+   ``--backend`` names (default uvloop, what ``modbuskit sim`` runs on);
+   medians over rounds.
 2. A plant of 1000 devices (200 units on each of 5 TCP listeners, 20 named
    float32 values per device, 5 of them moving every second): time from
    ``Simulator(...)`` to listening, and from launching ``modbuskit sim`` to
@@ -204,7 +206,7 @@ class Page:
         self._manager.__exit__(None, None, None)
 
 
-def throughput(rounds: int, secs: float) -> list[str]:
+def throughput(rounds: int, secs: float, backend: str) -> list[str]:
     if not LOADGEN.exists():
         subprocess.run(["make", "-C", str(BENCH_DIR)], check=True, timeout=300)
     python = sys.executable
@@ -218,10 +220,10 @@ def throughput(rounds: int, secs: float) -> list[str]:
             for name in contenders:
                 port, http_port = free_port(), free_port()
                 if name == "plain server":
-                    command = [python, str(HERE / "tcp_server.py"), "--port", str(port)]
+                    command = [python, str(HERE / "tcp_server.py"), "--port", str(port), "--backend", backend]
                 else:
                     command = [python, "-m", "modbus_anyio", "sim", "--config", str(plant), "--modbus-port", str(port)]
-                    command += ["--http-port", str(http_port), "--log-level", "WARNING"]
+                    command += ["--http-port", str(http_port), "--log-level", "WARNING", "--backend", backend]
                 with process(command, port) as server:
                     page = None
                     if name.endswith("page"):
@@ -244,7 +246,7 @@ def throughput(rounds: int, secs: float) -> list[str]:
                             page.close()
     labels = [f"{function} x {count}" for function, _, count in WORKLOADS]
     lines = [
-        f"### Modbus throughput (loadgen, 10 connections, {secs:g} s runs, median of {rounds} rounds)",
+        f"### Modbus throughput (loadgen, 10 connections, {secs:g} s runs, median of {rounds} rounds, on {backend})",
         "",
         "Median requests/s and their ratio to the plain server; then the server process's least CPU time",
         "per request over the rounds (user + system, during the measured part of a run: the least is the",
@@ -528,6 +530,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS-simulator.md")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-plant", action="store_true")
+    parser.add_argument(
+        "--backend",
+        choices=("asyncio", "uvloop", "trio"),
+        default="uvloop",
+        help="the event loop of both servers in the throughput part (default: uvloop, what `modbuskit sim` runs on)",
+    )
     arguments = parser.parse_args()
     if shutil.which(CHROMIUM) is None:
         print(f"needs {CHROMIUM}", file=sys.stderr)
@@ -542,7 +550,7 @@ def main() -> int:
         "",
     ]
     if not arguments.skip_throughput:
-        lines += [*throughput(arguments.rounds, arguments.secs), ""]
+        lines += [*throughput(arguments.rounds, arguments.secs, arguments.backend), ""]
         lines += [*in_process_cost(), ""]
         lines += [*handler_cost(), ""]
     if not arguments.skip_plant:
