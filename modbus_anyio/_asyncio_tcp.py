@@ -97,7 +97,12 @@ class ModbusProtocol(asyncio.Protocol, _Record):
         set_stream_options(stream.get_extra_info("socket"), self.server.keepalive)
         if self.context is not None:
             # The handshake is ours (not create_server's), so that a refused
-            # client is logged like on trio.
+            # client is logged like on trio.  Nothing may be read before
+            # start_tls takes the transport over (it resumes reading): a
+            # ClientHello read here would be lost to the TLS layer.  (uvloop
+            # starts reading after connection_made regardless: TcpServer
+            # serves TLS there through anyio streams.)
+            stream.pause_reading()
             self.handshake = self.loop.create_task(self._tls_handshake(stream, self.context))
             return
         self._established(stream)

@@ -307,10 +307,17 @@ class TcpServer(SocketAddresses, ServerBase):
 
     async def _prepare(self) -> None:
         sockets = self._sockets = self._bind(socket.SOCK_STREAM, self.backlog)
-        if _current_backend_is_asyncio():
+        context = self._ssl_context()
+        if _current_backend_is_asyncio() and (
+            # Our TLS handshake needs the new connection not to be read before
+            # it starts: asyncio's own loop keeps a transport paused from
+            # connection_made on, uvloop starts reading regardless.  TLS on
+            # other loops takes the anyio stream path (as on trio).
+            context is None or isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop)
+        ):
             from ._asyncio_tcp import start_asyncio_servers
 
-            self._asyncio_servers = await start_asyncio_servers(self, sockets, self._ssl_context())
+            self._asyncio_servers = await start_asyncio_servers(self, sockets, context)
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
         if not self._asyncio_servers:

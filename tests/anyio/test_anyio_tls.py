@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +16,16 @@ import trustme
 
 from modbus_anyio import AccessRule, ConnectionInfo, RolePolicy, TlsServer
 from modbus_core import (
+    NEED_DATA,
+    ClientConnection,
     Device,
     Dispatcher,
     ExceptionCode,
     ExceptionResponse,
+    MbapFramer,
     ReadHoldingRegisters,
     Request,
+    Response,
     ServerContext,
     WriteSingleRegister,
 )
@@ -186,6 +193,44 @@ async def test_users_own_ssl_context(
             client = await tls_client(server.port, client_context(ca, tmp_path, issue_client(role="engineer")))
             assert not (await client.call(ReadHoldingRegisters(0, 1))).is_exception
             await client.aclose()
+
+
+async def test_a_client_hello_waiting_at_accept_is_not_lost(
+    server_files: dict[str, Path], issue_client: IssueClient, ca: trustme.CA, tmp_path: Path
+) -> None:
+    # The client connects and sends its ClientHello while the server's loop
+    # is busy, so that the hello already waits when the connection is
+    # accepted (uvloop then reads it at once, before any handshake began).
+    context = client_context(ca, tmp_path, issue_client(role="operator"))
+    failures: list[str] = []
+
+    def one_client(port: int) -> None:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="localhost") as sock,
+            ):
+                client = ClientConnection(MbapFramer())
+                sock.sendall(client.send(client.request(ReadHoldingRegisters(0, 1))))
+                event: object = NEED_DATA
+                while event is NEED_DATA:
+                    data = sock.recv(256)
+                    assert data, "the server closed the connection"
+                    client.receive_data(data)
+                    event = client.next_event()
+                assert isinstance(event, Response)
+                assert not event.is_exception
+        except (OSError, AssertionError) as error:
+            failures.append(repr(error))
+
+    async with TlsServer(ServerContext(Device.sized(5)), port=0, **server_files) as server:  # type: ignore[arg-type]
+        for _ in range(3):
+            thread = threading.Thread(target=one_client, args=(server.port,))
+            thread.start()
+            time.sleep(0.3)  # blocks the loop on purpose: the hello arrives before the accept
+            with anyio.fail_after(10):
+                await anyio.to_thread.run_sync(thread.join)
+    assert failures == []
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1 is deprecated:DeprecationWarning")
