@@ -1,4 +1,4 @@
-"""modbus_anyio: Modbus servers on anyio (asyncio or trio), and the simulator.
+"""modbus_anyio: Modbus servers on anyio (asyncio, uvloop or trio), and the simulator.
 
 ::
 
@@ -11,7 +11,8 @@
         async with TcpServer(context, port=5020) as server:   # 127.0.0.1 unless told
             await anyio.sleep_forever()
 
-    anyio.run(main)              # or anyio.run(main, backend="trio")
+    anyio.run(main)              # or anyio.run(main, backend="trio"),
+                                 # or anyio.run(main, backend_options={"use_uvloop": True})
 
 Servers: :class:`TcpServer`, :class:`TlsServer` (Modbus/TCP Security),
 :class:`UdpServer`, :class:`SerialServer`, and :func:`serve_stream` for any
