@@ -66,9 +66,9 @@ logger = logging.getLogger(__name__)
 
 _V = TypeVar("_V", bool, int)
 
-# Reads of up to 125 registers (every Modbus read) unpack straight from the
-# array's memory into the tuple: faster than tuple() of a slice, which makes
-# an array first.  Native format: the layout of array("H").
+# Reads of up to 125 registers (every Modbus read of them) unpack straight
+# from the array's memory into the tuple: faster than tuple() of a slice,
+# which makes an array first.  Native format: the layout of array("H").
 _WORDS = tuple(struct.Struct(f"{count}H") for count in range(126))
 
 ADDRESS_SPACE = 0x10000
@@ -307,6 +307,8 @@ class _Table(Generic[_V]):
             if found is None:
                 raise _illegal_address(self.kind, address, count)
             block, offset = found
+            if count < 126 and block.__class__ is array:  # registers, as every Modbus read of them
+                return _WORDS[count].unpack_from(block, offset * 2)
             return tuple(block[offset : offset + count])  # type: ignore[arg-type]
 
     def __getitem__(self, address: int) -> _V:
@@ -383,17 +385,6 @@ class RegisterTable(_Table[int]):
     """Holding or input registers, with typed access helpers."""
 
     __slots__ = ()
-
-    def read(self, address: int, count: int) -> tuple[int, ...]:
-        """The values of ``address..address+count-1``; exception 02 if any is missing."""
-        with self.lock:
-            found = self._locate(address, count)
-            if found is None:
-                raise _illegal_address(self.kind, address, count)
-            block, offset = found
-            if count < 126:
-                return _WORDS[count].unpack_from(block, offset * 2)  # type: ignore[arg-type]  # an array here
-            return tuple(block[offset : offset + count])
 
     def _storage(self, values: Iterable[int]) -> array[int]:
         if isinstance(values, str):
