@@ -12,22 +12,24 @@ from typing import Any, NoReturn, TypeVar
 _T = TypeVar("_T")
 
 BACKENDS = ("asyncio", "uvloop", "trio")
-"""What ``--backend`` takes: asyncio's own loop, uvloop's asyncio loop, or trio."""
+"""What ``--backend`` may name: asyncio's own loop, uvloop's asyncio loop, or trio."""
 
 
-def default_backend() -> str:
-    """uvloop where it is installed (a dependency except on Windows), else asyncio."""
-    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+def available_backends() -> tuple[str, ...]:
+    """:data:`BACKENDS` that this machine has (uvloop is a dependency except on Windows)."""
+    have_uvloop = importlib.util.find_spec("uvloop") is not None
+    return tuple(backend for backend in BACKENDS if backend != "uvloop" or have_uvloop)
 
 
 def add_backend_option(group: Any) -> None:
-    """The ``--backend`` option of ``serve`` and ``sim``."""
-    default = default_backend()
+    """The ``--backend`` option of ``serve`` and ``sim``: uvloop by default where installed."""
+    choices = available_backends()
+    default = "uvloop" if "uvloop" in choices else "asyncio"
     group.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=choices,
         default=default,
-        help=f"the event loop: asyncio, uvloop (asyncio's API on libuv, faster) or trio (default here: {default})",
+        help=f"the event loop: {', '.join(choices)} (default here: {default}; uvloop: asyncio on libuv, faster)",
     )
 
 

@@ -249,6 +249,27 @@ def test_bad_arguments_one_line_and_status_2(
     assert re.search(message, error), error
 
 
+@pytest.mark.parametrize("command", ["serve", "sim"])
+def test_without_uvloop_the_default_is_asyncio(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Windows has no uvloop: the option must not offer it, nor default to it.
+    import importlib.util
+
+    from modbus_anyio._cli import build_parser
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "uvloop" else real_find_spec(name, *args)
+    )
+    parser = build_parser()
+    assert parser.parse_args([command]).backend == "asyncio"
+    with pytest.raises(SystemExit) as exit_error:
+        parser.parse_args([command, "--backend", "uvloop"])
+    assert exit_error.value.code == 2
+    assert "invalid choice: 'uvloop'" in capsys.readouterr().err
+
+
 def test_a_server_that_cannot_start_exits_with_status_1(processes: list[Served]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
