@@ -193,7 +193,6 @@ def run_serve(args: argparse.Namespace) -> int:
         servers = build_servers(args)
     except (ValueError, TypeError) as error:
         return _fail(str(error))
-
     try:
         return int(run_on(args.backend, _serve, servers))
     except KeyboardInterrupt:
@@ -298,7 +297,6 @@ def _run_config(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:  # the simulator's ConfigError is a ValueError
         return _fail(str(error).replace("\n", "; "))
     simulator = simulator_class(config, http=False)
-
     start_errors: tuple[type[BaseException], ...] = (OSError,)
     simulator_error = getattr(simulator_module, "SimulatorError", None)
     if isinstance(simulator_error, type) and issubclass(simulator_error, Exception):
