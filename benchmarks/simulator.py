@@ -6,13 +6,14 @@ usage: python benchmarks/simulator.py [--rounds 3] [--secs 4] [--out benchmarks/
 
 1. Throughput.  ``loadgen`` (../shared/bench, libmodbus; 10 connections)
    against the plain server (benchmarks/tcp_server.py: modbus_anyio's
-   TcpServer on a ServerContext), then against ``modbuskit sim``
-   serving an equal device (every request through the simulator's handler:
-   fault check, counters, call recorder), alone, with the registers page
-   open in headless Chromium, and with the calls page open (live traffic).
-   The contenders take turns in each round, all on the event loop that
-   ``--backend`` names (default uvloop, what ``modbuskit sim`` runs on);
-   medians over rounds.
+   TcpServer on a ServerContext) and against ``modbuskit sim`` serving an
+   equal device (every request through the simulator's handler: fault
+   check, counters, call recorder), alone, with the registers page open in
+   headless Chromium, and with the calls page open (live traffic).  The
+   four run side by side throughout; each round loads each in turn, the
+   order rotating, and the ratio to the plain server is taken within the
+   round.  All on the event loop that ``--backend`` names (default uvloop,
+   what ``modbuskit sim`` runs on).
 2. A plant of 1000 devices (200 units on each of 5 TCP listeners, 20 named
    float32 values per device, 5 of them moving every second): time from
    ``Simulator(...)`` to listening, and from launching ``modbuskit sim`` to
@@ -188,89 +189,101 @@ def large_plant_document() -> dict[str, Any]:
     }
 
 
-class Page:
-    """A headless Chromium showing one page of the simulator (Playwright, sync API)."""
+class Chromium:
+    """Headless Chromium showing pages of the simulator, one browser each (Playwright, sync API)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self) -> None:
         from playwright.sync_api import sync_playwright
 
         self._manager = sync_playwright()
-        playwright = self._manager.__enter__()
-        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        self.page = self.browser.new_page()
-        self.page.goto(url)
-        self.page.wait_for_selector("#live.connected", timeout=15_000)
+        self._playwright = self._manager.__enter__()
+        self._browsers: list[Any] = []
+
+    def show(self, url: str) -> None:
+        browser = self._playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self._browsers.append(browser)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#live.connected", timeout=15_000)
 
     def close(self) -> None:
-        self.browser.close()
+        for browser in self._browsers:
+            browser.close()
         self._manager.__exit__(None, None, None)
 
 
 def throughput(rounds: int, secs: float, backend: str) -> list[str]:
+    """Every contender runs at once (the pages stay open throughout); in each round loadgen
+    loads them in turn, in an order that rotates, so that the ratio of one round compares runs
+    a few seconds apart: this machine's load moves by more than the differences measured."""
     if not LOADGEN.exists():
         subprocess.run(["make", "-C", str(BENCH_DIR)], check=True, timeout=300)
     python = sys.executable
     results: dict[tuple[str, str], list[float]] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
     costs: dict[tuple[str, str], list[float]] = {}
     browser: dict[tuple[str, str], list[float]] = {}
     contenders = ["plain server", "simulator", "simulator + registers page", "simulator + calls page"]
-    with tempfile.TemporaryDirectory() as directory:
-        plant = bench_plant_file(Path(directory))
-        for round_number in range(rounds):
-            for name in contenders:
-                port, http_port = free_port(), free_port()
-                if name == "plain server":
-                    command = [python, str(HERE / "tcp_server.py"), "--port", str(port), "--backend", backend]
-                else:
-                    command = [python, "-m", "modbus_anyio", "sim", "--config", str(plant), "--modbus-port", str(port)]
-                    command += ["--http-port", str(http_port), "--log-level", "WARNING", "--backend", backend]
-                with process(command, port) as server:
-                    page = None
-                    if name.endswith("page"):
-                        which = "registers" if "registers" in name else "calls"
-                        page = Page(f"http://127.0.0.1:{http_port}/{which}")
-                    try:
-                        for workload in WORKLOADS:
-                            label = f"{workload[0]} x {workload[2]}"
-                            rps, cost, browser_share = loadgen(port, secs, workload, server.pid)
-                            results.setdefault((name, label), []).append(rps)
-                            costs.setdefault((name, label), []).append(cost)
-                            browser.setdefault((name, label), []).append(browser_share)
-                            print(
-                                f"round {round_number + 1} {name:28} {label:10} {rps:9.0f} requests/s"
-                                f" {cost:6.1f} us CPU/request  Chromium {browser_share:4.0%} of a core",
-                                flush=True,
-                            )
-                    finally:
-                        if page is not None:
-                            page.close()
     labels = [f"{function} x {count}" for function, _, count in WORKLOADS]
+    with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
+        plant = bench_plant_file(Path(directory))
+        servers: dict[str, tuple[int, subprocess.Popen[str]]] = {}
+        chromium = Chromium()
+        stack.callback(chromium.close)
+        for name in contenders:
+            port, http_port = free_port(), free_port()
+            if name == "plain server":
+                command = [python, str(HERE / "tcp_server.py"), "--port", str(port), "--backend", backend]
+            else:
+                command = [python, "-m", "modbus_anyio", "sim", "--config", str(plant), "--modbus-port", str(port)]
+                command += ["--http-port", str(http_port), "--log-level", "WARNING", "--backend", backend]
+            servers[name] = (port, stack.enter_context(process(command, port)))
+            if name.endswith("page"):
+                which = "registers" if "registers" in name else "calls"
+                chromium.show(f"http://127.0.0.1:{http_port}/{which}")
+        for round_number in range(rounds):
+            order = contenders[round_number % len(contenders) :] + contenders[: round_number % len(contenders)]
+            for workload, label in zip(WORKLOADS, labels, strict=True):
+                measured: dict[str, float] = {}
+                for name in order:
+                    port, server = servers[name]
+                    rps, cost, browser_share = loadgen(port, secs, workload, server.pid)
+                    measured[name] = rps
+                    results.setdefault((name, label), []).append(rps)
+                    costs.setdefault((name, label), []).append(cost)
+                    browser.setdefault((name, label), []).append(browser_share)
+                    print(
+                        f"round {round_number + 1} {name:28} {label:10} {rps:9.0f} requests/s"
+                        f" {cost:6.1f} us CPU/request  Chromium {browser_share:4.0%} of a core",
+                        flush=True,
+                    )
+                for name in contenders:
+                    ratios.setdefault((name, label), []).append(measured[name] / measured["plain server"])
     lines = [
-        f"### Modbus throughput (loadgen, 10 connections, {secs:g} s runs, median of {rounds} rounds, on {backend})",
+        f"### Modbus throughput (loadgen, 10 connections, {secs:g} s runs, {rounds} rounds, on {backend})",
         "",
-        "Median requests/s and their ratio to the plain server; then the server process's least CPU time",
-        "per request over the rounds (user + system, during the measured part of a run: the least is the",
-        "run least disturbed by other work on the machine) and the plain server's share of it; then",
-        "the CPU Chromium took meanwhile (median, in cores: it runs on the same two cores as loadgen",
-        "and the server).",
+        "The four servers run side by side for the whole measurement, the two pages open in headless",
+        "Chromium throughout; in each round loadgen loads each server in turn (the order rotates).",
+        "Median requests/s; the median over rounds of the ratio to the plain server in the same round,",
+        "with the least and greatest; the server process's least CPU time per request over the rounds",
+        "(user + system: the least is the run least disturbed by other work on the machine) and the",
+        "plain server's share of it; the CPU Chromium took meanwhile (median, in cores: it runs on the",
+        "same two cores as loadgen and the servers).",
         "",
-        "| server | "
-        + " | ".join(f"{label} requests/s | ratio | CPU/request | ratio | Chromium" for label in labels)
-        + " |",
-        "|---|" + "---:|---:|---:|---:|---:|" * len(labels),
+        "| server | workload | requests/s | ratio (range) | CPU/request | ratio | Chromium |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for name in contenders:
-        cells = []
-        for label in labels:
+    for label in labels:
+        for name in contenders:
             median = statistics.median(results[name, label])
-            plain = statistics.median(results["plain server", label])
+            ratio = ratios[name, label]
             cost = min(costs[name, label])
             plain_cost = min(costs["plain server", label])
             share = statistics.median(browser[name, label])
-            cells.append(
-                f"{median:,.0f} | {median / plain:.0%} | {cost:.1f} us | {plain_cost / cost:.0%} | {share:.2f}"
+            lines.append(
+                f"| {name} | {label} | {median:,.0f} | {statistics.median(ratio):.0%}"
+                f" ({min(ratio):.0%}-{max(ratio):.0%}) | {cost:.1f} us | {plain_cost / cost:.0%} | {share:.2f} |"
             )
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
