@@ -277,9 +277,9 @@ def _validator() -> jsonschema.protocols.Validator:
     return validator
 
 
-def key_path(parts: Iterable[str | int]) -> str:
-    """``["devices", 0, "unit"]`` -> ``"devices[0].unit"``."""
-    text = ""
+def key_path(parts: Iterable[str | int], base: str = "") -> str:
+    """``["devices", 0, "unit"]`` -> ``"devices[0].unit"``; *base* is a path the parts continue."""
+    text = base
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
@@ -290,8 +290,12 @@ def key_path(parts: Iterable[str | int]) -> str:
     return text
 
 
+# What JSON leaves as it is but str.splitlines() breaks at: a message is one line per problem.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=repr)
+    text = json.dumps(value, ensure_ascii=False, default=repr).translate(_LINE_BREAKS)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -146,7 +146,7 @@ def _parse_server(
         return None, None
     for key in raw:
         if key not in _SERVER_KEYS:
-            problems.add(f"{path}.{key}", f"unknown key; expected one of: {', '.join(sorted(_SERVER_KEYS))}")
+            problems.add(key_path([key], path), f"unknown key; expected one of: {', '.join(sorted(_SERVER_KEYS))}")
     comm = raw.get("comm")
     if comm not in ("tcp", "tls", "udp", "serial"):
         problems.add(f"{path}.comm", f'expected one of "tcp", "tls", "udp", "serial", got {comm!r}')
@@ -200,7 +200,9 @@ def _parse_server(
             converted: dict[str, Any] = {}
             for key, value in identity.items():
                 if key not in _IDENTITY_KEYS:
-                    problems.add(f"{path}.identity.{key}", f"unknown key; expected one of: {', '.join(_IDENTITY_KEYS)}")
+                    problems.add(
+                        key_path(["identity", key], path), f"unknown key; expected one of: {', '.join(_IDENTITY_KEYS)}"
+                    )
                 else:
                     converted[_IDENTITY_KEYS[key]] = str(value)
             options["identity"] = parse_identity(converted, f"{path}.identity", problems)
@@ -209,6 +211,15 @@ def _parse_server(
         problems.add(f"{path}.device_id", f"expected a unit id 0..255, got {unit!r}")
         unit = None
     return ServerSpec(**options), unit
+
+
+def _entries(raw: Mapping[str, Any], key: str, path: str, problems: _Problems) -> list[Any]:
+    """The list under *key* (none when it is missing), or a problem."""
+    entries = raw.get(key, [])
+    if not isinstance(entries, list):
+        problems.add(f"{path}.{key}", f"expected a list, got {entries!r}")
+        return []
+    return entries
 
 
 def _span(entry: Any, path: str, problems: _Problems) -> tuple[int, int] | None:
@@ -249,7 +260,7 @@ class _DeviceBuilder:
         known = {"setup", "invalid", "write", "repeat", *_TYPES}
         for key in raw:
             if key not in known:
-                problems.add(f"{path}.{key}", f"unknown key; expected one of: {', '.join(sorted(known))}")
+                problems.add(key_path([key], path), f"unknown key; expected one of: {', '.join(sorted(known))}")
         setup = raw.get("setup")
         if not isinstance(setup, Mapping):
             problems.add(f"{path}.setup", 'missing required object "setup"')
@@ -274,18 +285,33 @@ class _DeviceBuilder:
                 TableKind.HOLDING_REGISTERS: (co + di + ir, hr),
             }
             self.size = co + di + ir + hr
+            if self.size > 65536:
+                problems.add(
+                    key_path(["setup"], path),
+                    f"the four blocks take {co} + {di} + {ir} + {hr} = {self.size} registers, more than the 65536"
+                    ' of one memory: make them smaller, or share them ("shared blocks": true)',
+                )
+                return None
         defaults = setup.get("defaults", {})
-        default_values = defaults.get("value", {}) if isinstance(defaults, Mapping) else {}
-        default_actions = defaults.get("action", {}) if isinstance(defaults, Mapping) else {}
-        for entry_index, entry in enumerate(raw.get("invalid", [])):
+        if not isinstance(defaults, Mapping):
+            problems.add(f"{path}.setup.defaults", f"expected an object, got {defaults!r}")
+            defaults = {}
+        default_values, default_actions = defaults.get("value", {}), defaults.get("action", {})
+        if not isinstance(default_values, Mapping):
+            problems.add(f"{path}.setup.defaults.value", f"expected an object by cell type, got {default_values!r}")
+            default_values = {}
+        if not isinstance(default_actions, Mapping):
+            problems.add(f"{path}.setup.defaults.action", f"expected an object by cell type, got {default_actions!r}")
+            default_actions = {}
+        for entry_index, entry in enumerate(_entries(raw, "invalid", path, problems)):
             span = _span(entry, f"{path}.invalid[{entry_index}]", problems)
             if span is not None:
                 for address in range(span[0], span[1] + 1):
                     self.cells.pop(address, None)
         for cell_type in _TYPES:
-            for entry_index, entry in enumerate(raw.get(cell_type, [])):
+            for entry_index, entry in enumerate(_entries(raw, cell_type, path, problems)):
                 self._add_cells(cell_type, entry, f"{path}.{cell_type}[{entry_index}]", default_values, default_actions)
-        for entry_index, entry in enumerate(raw.get("write", [])):
+        for entry_index, entry in enumerate(_entries(raw, "write", path, problems)):
             span = _span(entry, f"{path}.write[{entry_index}]", problems)
             if span is None:
                 continue
@@ -294,7 +320,7 @@ class _DeviceBuilder:
                     problems.add(f"{path}.write[{entry_index}]", f"register {address} is not defined by any type")
                     break
                 self.cells[address][4] = True
-        for entry_index, entry in enumerate(raw.get("repeat", [])):
+        for entry_index, entry in enumerate(_entries(raw, "repeat", path, problems)):
             self._repeat(entry, f"{path}.repeat[{entry_index}]")
         if len(problems.items) > before:
             return None
@@ -320,7 +346,9 @@ class _DeviceBuilder:
             return
         value = entry.get("value", default_values.get(cell_type, 0 if cell_type != "string" else " "))
         action = entry.get("action", default_actions.get(cell_type))
-        if action is not None and action not in _BUILTIN_ACTIONS and action not in self.actions:
+        if action is not None and (
+            not isinstance(action, str) or (action not in _BUILTIN_ACTIONS and action not in self.actions)
+        ):
             problems.add(
                 f"{path}.action", f"expected one of {', '.join(_BUILTIN_ACTIONS)} or a custom action, got {action!r}"
             )
@@ -486,6 +514,10 @@ def _ranges(addresses: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _names(entries: Mapping[str, Any]) -> str:
+    return ", ".join(repr(name) for name in entries) or "none"
+
+
 def _custom_actions(module: ModuleType) -> dict[str, Callable[..., Any]]:
     table = getattr(module, "custom_actions_dict", None)
     if not isinstance(table, Mapping):
@@ -512,11 +544,11 @@ def parse_pymodbus_setup(
     if not isinstance(servers, Mapping):
         problems.add("server_list", "expected an object of servers by name")
     elif modbus_server not in servers:
-        problems.add("server_list", f"expected a server named {modbus_server!r}; there are {', '.join(servers)}")
+        problems.add("server_list", f"expected a server named {modbus_server!r}; there are {_names(servers)}")
     if not isinstance(devices, Mapping):
         problems.add("device_list", "expected an object of devices by name")
     elif modbus_device not in devices:
-        problems.add("device_list", f"expected a device named {modbus_device!r}; there are {', '.join(devices)}")
+        problems.add("device_list", f"expected a device named {modbus_device!r}; there are {_names(devices)}")
     problems.raise_if_any()
     assert isinstance(servers, Mapping)
     assert isinstance(devices, Mapping)

@@ -13,11 +13,27 @@ import anyio
 import httpx
 import pymodbus
 import pytest
+from hypothesis import strategies as st
 from pymodbus.client import ModbusTcpClient
 
 from modbus_anyio.simulator import Simulator, SimulatorConfig, parse_config
 
 PYMODBUS_SETUP = Path(pymodbus.__file__ or "").parent / "server" / "simulator" / "setup.json"
+
+# Any JSON value, with the numbers and words a configuration or an API call is made of.
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["", "any", "tcp", "rtu", "float32", "string", "bits", "coils", "0x10", "1e9", "-1"])
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=6,
+)
 
 
 @pytest.fixture(

@@ -382,7 +382,9 @@ def test_pymodbus_setup_errors_name_the_key_path(tmp_path: Path) -> None:
         load_config(path)
     message = str(caught.value)
     assert f"{path}: server_list.server.port: expected a port number 0..65535, got 'x'" in message
-    with pytest.raises(ConfigError, match=r"device_list: expected a device named 'nope'; there are device, device_try"):
+    with pytest.raises(
+        ConfigError, match=r"device_list: expected a device named 'nope'; there are 'device', 'device_try'"
+    ):
         load_config(PYMODBUS_SETUP, modbus_device="nope")
     del setup["server_list"]["server"]["port"]
     setup["server_list"]["server"]["port"] = 5020
@@ -392,6 +394,32 @@ def test_pymodbus_setup_errors_name_the_key_path(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "device_list.device.uint16[2]: register 3 is already defined" in message
     assert "device_list.device.bits[1].addr: 70000..70000 is past the device's 63000 registers" in message
+
+
+def test_pymodbus_setup_shapes_are_checked(tmp_path: Path) -> None:
+    """Found by the property tests: these crashed the loader, or broke its one-line-per-problem message."""
+    setup = json.loads(PYMODBUS_SETUP.read_text())
+    device = setup["device_list"]["device"]
+    device["invalid"] = {"addr": 1}
+    device["setup"]["defaults"]["action"] = ["increment"]
+    device["uint16"][0]["action"] = ["increment"]
+    device["new\rkey"] = 1
+    path = write_json(tmp_path / "setup.json", setup)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    lines = str(caught.value).splitlines()
+    assert all(line.startswith(f"{path}: ") for line in lines), lines
+    assert f"{path}: device_list.device.invalid: expected a list, got {{'addr': 1}}" in lines
+    assert (
+        f"{path}: device_list.device.setup.defaults.action: expected an object by cell type, got ['increment']" in lines
+    )
+    assert any(line.startswith(f'{path}: device_list.device["new\\rkey"]: unknown key') for line in lines), lines
+
+    setup = json.loads(PYMODBUS_SETUP.read_text())
+    setup["device_list"]["device"]["setup"]["shared blocks"] = False
+    path = write_json(tmp_path / "blocks.json", setup)
+    with pytest.raises(ConfigError, match=r"device_list.device.setup: the four blocks take 63000 \+ 63000 \+ 63000"):
+        load_config(path)
 
 
 def test_the_package_exports_what_it_lists() -> None:
