@@ -334,10 +334,14 @@ class FaultRule:
             raise ValueError("delay is at most 600 s and pause at most 60 s")
         if effect == "delay" and not delay:
             raise ValueError("a delay rule needs delay > 0")
-        codes = None if functions is None else frozenset(functions)
-        if codes is not None:
-            for code in codes:
+        if server is not None and not isinstance(server, str):
+            raise ValueError(f"server must be the name of a listener, got {server!r}")
+        codes = None
+        if functions is not None:
+            listed = list(functions)
+            for code in listed:
                 _check_range("functions", code, 1, 127)
+            codes = frozenset(listed)
         self.id = rule_id
         self.effect = effect
         self.server = server

@@ -589,7 +589,7 @@ class _Api:
                 raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
             options = {key: value for key, value in options.items() if value is not None}
             server = options.get("server")
-            if server is not None and server not in self.simulator.listeners:
+            if server is not None and (not isinstance(server, str) or server not in self.simulator.listeners):
                 raise ApiError(400, f"no server named {server!r}")
             functions = options.get("functions")
             if functions is not None and not isinstance(functions, list):

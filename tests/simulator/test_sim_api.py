@@ -186,6 +186,8 @@ async def test_fault_rule_errors_and_listing() -> None:
             ({"effect": "delay"}, "a delay rule needs delay > 0"),
             ({"effect": "split", "pieces": 1}, "pieces must be an integer 2..256"),
             ({"effect": "junk", "server": "elsewhere"}, "no server named 'elsewhere'"),
+            ({"effect": "junk", "server": ["main"]}, "no server named ['main']"),
+            ({"effect": "junk", "functions": [[3]]}, "functions must be an integer 1..127, got [3]"),
             ({"effect": "junk", "color": "red"}, "unknown field(s) color"),
             ({"effect": "junk", "address_first": 9, "address_last": 2}, "address_last (2) is before address_first (9)"),
         ]:
