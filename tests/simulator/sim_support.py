@@ -36,6 +36,42 @@ json_values = st.recursive(
 )
 
 
+def paths_in(document: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path of *document*, containers included."""
+    found = [prefix]
+    if isinstance(document, dict):
+        for key, value in document.items():
+            found += paths_in(value, (*prefix, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            found += paths_in(value, (*prefix, index))
+    return found
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: dict[str, Any]) -> dict[str, Any]:
+    """*original* with one to three of its values replaced, removed, or given a new key."""
+    document = copy.deepcopy(original)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(paths_in(document)[1:]))
+        parent = document
+        for key in path[:-1]:
+            parent = parent[key]
+        last = path[-1]
+        change = draw(st.sampled_from(["replace", "remove", "add"]))
+        if change == "replace":
+            parent[last] = draw(json_values)
+        elif change == "remove":
+            del parent[last]
+        elif isinstance(parent[last], dict):
+            parent[last][draw(st.text(min_size=1, max_size=10))] = draw(json_values)
+        elif isinstance(parent[last], list):
+            parent[last].append(draw(json_values))
+        else:
+            parent[last] = draw(json_values)
+    return document
+
+
 @pytest.fixture(
     params=[
         pytest.param("asyncio", id="asyncio"),

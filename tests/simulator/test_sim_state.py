@@ -14,13 +14,23 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modbus_anyio.simulator import Simulator, StateError, parse_config
 from modbus_anyio.simulator._plant import Plant, SimDevice
 from modbus_anyio.simulator._state import SAVE_INTERVAL, StateStore
 from modbus_core import TableKind
 
-from .sim_support import modbus_address, modbus_client, plant_document, running, small_config, write_json
+from .sim_support import (
+    modbus_address,
+    modbus_client,
+    mutated,
+    plant_document,
+    running,
+    small_config,
+    write_json,
+)
 
 
 def test_values_round_trip_through_the_file(tmp_path: Path) -> None:
@@ -110,6 +120,27 @@ def test_a_bad_file_is_an_error_and_restores_nothing(tmp_path: Path, content: by
     assert fresh.point("meter/setpoint").value == 100
     assert path.read_bytes() == content  # never silently replaced
     assert saved["devices"]["meter"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_changed_state_file_loads_or_is_refused_whole(tmp_path: Path, data: st.DataObject) -> None:
+    path = tmp_path / "changed.state"
+    saved = Plant(small_config())
+    saved.point("meter/setpoint").set(9)
+    saved.point("meter/relay").set(False)
+    StateStore(path, saved).save()
+    document = data.draw(mutated(json.loads(path.read_text())))
+    path.write_text(json.dumps(document))
+    fresh = Plant(small_config())
+    message = ""
+    try:
+        StateStore(path, fresh).load()
+    except StateError as error:
+        message = str(error)
+    if message:  # refused: with its reason, and nothing restored
+        assert message.startswith(f"{path}: ")
+        assert (fresh.point("meter/setpoint").value, fresh.point("meter/relay").value) == (100, True)
 
 
 def test_a_changed_configuration_keeps_what_still_fits(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
