@@ -96,12 +96,25 @@ def server_ssl_context(
     CAs when *cafile* is None).  *keyfile* may be omitted when *certfile*
     holds the key too; *password* decrypts the key.
     """
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=None if cafile is None else str(cafile))
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=None if cafile is None else str(cafile))
+    except OSError as error:
+        raise _naming_the_file(error, f"the CA certificates {cafile}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
-    context.load_cert_chain(certfile, keyfile, password)
+    try:
+        context.load_cert_chain(certfile, keyfile, password)
+    except OSError as error:
+        files = f"the certificate {certfile}" + (f" and key {keyfile}" if keyfile is not None else "")
+        raise _naming_the_file(error, files) from None
     context.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL
     return context
+
+
+def _naming_the_file(error: OSError, what: str) -> OSError:
+    """*error* (same class) with a message that says which file could not be used: ssl's do not."""
+    reason = error.strerror or str(error)
+    return type(error)(error.errno, f"cannot load {what}: {reason}")
 
 
 def check_server_context(context: ssl.SSLContext) -> None:

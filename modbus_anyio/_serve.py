@@ -193,6 +193,8 @@ def run_serve(args: argparse.Namespace) -> int:
         servers = build_servers(args)
     except (ValueError, TypeError) as error:
         return _fail(str(error))
+    except OSError as error:  # --cert, --key or --ca that cannot be loaded
+        return _fail(error.strerror or str(error))
     try:
         return int(run_on(args.backend, _serve, servers))
     except KeyboardInterrupt:

@@ -108,6 +108,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         print(f"modbuskit serve: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # --cert, --key or --ca that cannot be loaded
+        print(f"modbuskit serve: error: {_explain(error)}", file=sys.stderr)
+        return 2
 
     stop = threading.Event()
 

@@ -230,6 +230,10 @@ def test_config_serves_the_simulators_plant(tmp_path: Path, processes: list[Serv
         (["--size", "0"], "table size"),
         (["--tls", "127.0.0.1:802"], "--tls needs --cert"),
         (["--cert", "x.pem"], "only apply to --tls"),
+        (
+            ["--tls", "127.0.0.1:0", "--cert", "x.pem", "--key", "x.pem", "--ca", "missing.pem"],
+            "cannot load the CA certificates missing.pem: No such file or directory$",
+        ),
         (["--serial", "/dev/null", "--framer", "socket"], "serial lines"),
         (["--config", "x.json", "--tcp", "127.0.0.1:0"], "do not combine"),
         (["--backend", "curio"], "invalid choice"),

@@ -249,3 +249,18 @@ def test_tls_options_are_checked(server_files: dict[str, Path]) -> None:
     assert server.port == 802
     assert server.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert server.ssl_context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_files_that_cannot_be_loaded_are_named(server_files: dict[str, Path], tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    cert, key, ca = server_files["certfile"], server_files["keyfile"], server_files["cafile"]
+    with pytest.raises(FileNotFoundError, match=rf"cannot load the CA certificates {missing}: No such file"):
+        TlsServer(ServerContext(), certfile=cert, keyfile=key, cafile=missing)
+    with pytest.raises(ssl.SSLError, match=rf"cannot load the CA certificates {garbage}: \[X509"):
+        TlsServer(ServerContext(), certfile=cert, keyfile=key, cafile=garbage)
+    with pytest.raises(ssl.SSLError, match=rf"cannot load the certificate {garbage} and key {key}: "):
+        TlsServer(ServerContext(), certfile=garbage, keyfile=key, cafile=ca)
+    with pytest.raises(ssl.SSLError, match=rf"cannot load the certificate {cert} and key {garbage}: "):
+        TlsServer(ServerContext(), certfile=cert, keyfile=garbage, cafile=ca)

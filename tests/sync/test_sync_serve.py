@@ -154,3 +154,9 @@ def test_serve_bad_arguments_exit_2(serve: type[ServeProcess]) -> None:
     assert process.process.wait(timeout=15) == 2
     assert process.process.stderr is not None
     assert b"--tls needs --cert" in process.process.stderr.read()
+    missing = serve("--tls", "127.0.0.1:0", "--cert", "x.pem", "--key", "x.pem", "--ca", "missing.pem")
+    assert missing.process.wait(timeout=15) == 2
+    assert missing.process.stderr is not None
+    assert missing.process.stderr.read().decode().splitlines() == [
+        "modbuskit serve: error: cannot load the CA certificates missing.pem: No such file or directory"
+    ]
