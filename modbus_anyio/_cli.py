@@ -87,10 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``modbuskit``; returns the exit status (2 for bad arguments)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    status: int = args.run(args)
+    """Run ``modbuskit``; returns the exit status (2 for bad arguments, 130 interrupted while starting)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        status: int = args.run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before the command's own handling of it is in place (while starting): no traceback.
+        print("modbuskit: interrupted", file=sys.stderr)
+        return 130
     return status
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import signal
 import socket
@@ -296,3 +298,41 @@ def test_parse_endpoint() -> None:
     assert parse_endpoint("[::1]:802") == ("::1", 802)
     assert parse_endpoint("*:502") == (None, 502)
     assert parse_endpoint("0.0.0.0:502") == ("0.0.0.0", 502)
+
+
+@pytest.mark.parametrize("command", ["serve", "sim"])
+def test_ctrl_c_while_starting_ends_quietly(command: str, tmp_path: Path) -> None:
+    # The configuration is a named pipe: once the command has it open (our end opens only then),
+    # it waits for the file's contents, still starting.
+    config = tmp_path / "plant.json"
+    os.mkfifo(config)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modbus_anyio", command, "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    writer = None
+    try:
+        deadline = time.monotonic() + 20
+        while writer is None:
+            try:
+                writer = os.open(config, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as error:
+                if error.errno != errno.ENXIO:  # ENXIO: nobody reads it yet
+                    raise
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the command never opened its configuration"
+                time.sleep(0.02)
+        time.sleep(0.2)  # into the read
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 130
+    assert (out + err).strip().splitlines() == ["modbuskit: interrupted"]
