@@ -236,6 +236,7 @@ class Simulator:
             self.state = StateStore(state_file, self.plant)
             try:
                 self.state.load()
+                self.state.check_writable()
             except BaseException:
                 self.state.close()
                 raise

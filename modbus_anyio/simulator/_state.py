@@ -187,6 +187,17 @@ class StateStore:
 
     # -- saving -------------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """Raise :class:`StateError` unless the file can be written where it is (checked at start,
+        so that a mistyped or read-only location is not found only at the first save)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as error:
+            raise StateError(f"{self.path}: cannot write the state file there: {error.strerror or error}") from None
+
     def _fragment(self, sim: SimDevice) -> str:
         tables = {}
         for name, table in sim.storage_tables().items():

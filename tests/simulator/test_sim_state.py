@@ -170,6 +170,13 @@ def test_a_missing_file_starts_fresh_and_is_created(tmp_path: Path) -> None:
     assert path.exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where nothing can be created")
+def test_the_simulator_refuses_a_state_file_it_could_not_write() -> None:
+    where = Path("/proc/modbuskit-test/plant.state")
+    with pytest.raises(StateError, match=rf"^{where}: cannot write the state file there: "):
+        Simulator(small_config(), state_file=where)
+
+
 def test_the_simulator_refuses_a_corrupt_state_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.state"
     path.write_text("{", encoding="utf-8")
