@@ -242,11 +242,22 @@ class StateStore:
 
     async def run(self) -> None:
         """Save every change batch, at most SAVE_INTERVAL after it, until cancelled."""
+        pending: bytes | None = None  # a snapshot not written yet: retried until it is
+        failing: str | None = None  # the error of the saves failing now, said once (not every retry)
         while True:
             await anyio.sleep(SAVE_INTERVAL)
             if self._dirty:
-                data = self.snapshot()
-                try:
-                    await anyio.to_thread.run_sync(self.write, data, abandon_on_cancel=False)
-                except OSError as error:
-                    logger.error("cannot save the state file %s: %s", self.path, error)
+                pending = self.snapshot()
+            if pending is None:
+                continue
+            try:
+                await anyio.to_thread.run_sync(self.write, pending, abandon_on_cancel=False)
+            except OSError as error:
+                if str(error) != failing:
+                    failing = str(error)
+                    logger.error("cannot save the state file %s (retrying): %s", self.path, error)
+                continue
+            pending = None
+            if failing is not None:
+                failing = None
+                logger.warning("state file %s saved again", self.path)

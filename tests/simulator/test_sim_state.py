@@ -209,6 +209,37 @@ async def test_changes_are_saved_promptly_and_survive_a_restart(tmp_path: Path) 
         assert again.plant.point("tank/level").value == pytest.approx(77.7)
 
 
+@pytest.mark.anyio
+async def test_a_save_that_fails_is_retried_and_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "state"
+    path = directory / "plant.state"
+
+    def saved_setpoint() -> int:
+        return int(json.loads(path.read_text())["devices"]["meter"]["holding_registers"][0][1][:4], 16)
+
+    async with running(state_file=path) as simulator:
+        assert simulator.state is not None
+        simulator.plant.point("meter/setpoint").set(5)
+        with anyio.fail_after(5):
+            while not path.exists() or saved_setpoint() != 5:
+                await anyio.sleep(0.05)
+        path.unlink()
+        directory.rmdir()
+        directory.write_text("in the way")  # the directory cannot be made again: every save fails
+        saves = simulator.state.saves
+        simulator.plant.point("meter/setpoint").set(6)
+        await anyio.sleep(8 * SAVE_INTERVAL)
+        failures = [record for record in caplog.records if "cannot save the state file" in record.getMessage()]
+        assert len(failures) == 1, failures
+        assert simulator.state.saves == saves
+        directory.unlink()  # out of the way: the next retry writes the change, with no new change needed
+        with anyio.fail_after(5):
+            while not path.exists():
+                await anyio.sleep(0.05)
+        assert saved_setpoint() == 6
+        assert any("saved again" in record.getMessage() for record in caplog.records)
+
+
 def test_a_killed_simulator_loses_at_most_the_last_second(tmp_path: Path) -> None:
     config = write_json(tmp_path / "plant.json", plant_document())
     state = tmp_path / "plant.state"
