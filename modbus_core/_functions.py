@@ -100,6 +100,7 @@ only silence on the line ends the frame (slower: it waits for the gap)."""
 
 _U16 = struct.Struct(">H")
 _ADDR_COUNT = struct.Struct(">HH")
+_WORDS = tuple(struct.Struct(f">{count}H") for count in range(126))  # big-endian registers, as many as one PDU holds
 _FC_ADDR_COUNT = struct.Struct(">BHH")
 _READ_WRITE = struct.Struct(">HHHHB")
 _FILE_SUB = struct.Struct(">BHHH")
@@ -219,7 +220,7 @@ def _decode_write_multiple_registers(pdu: bytes) -> RequestPdu:
         raise _Malformed(f"quantity {count} outside 1..123")
     if byte_count != 2 * count or len(pdu) != 6 + byte_count:
         raise _Malformed(f"byte count {byte_count} does not fit quantity {count}")
-    return _make_write_registers(address, struct.unpack_from(f">{count}H", pdu, 6))
+    return _make_write_registers(address, _WORDS[count].unpack_from(pdu, 6))
 
 
 _make_reference = _unchecked(FileRecordReference)
@@ -309,7 +310,7 @@ def _decode_read_write(pdu: bytes) -> RequestPdu:
         raise _Malformed(f"write quantity {write_count} outside 1..121")
     if byte_count != 2 * write_count or len(pdu) != 10 + byte_count:
         raise _Malformed(f"byte count {byte_count} does not fit write quantity {write_count}")
-    values = struct.unpack_from(f">{write_count}H", pdu, 10)
+    values = _WORDS[write_count].unpack_from(pdu, 10)
     return _make_read_write(read_address, read_count, write_address, values)
 
 
@@ -353,16 +354,13 @@ def _bits_response_decoder(cls: type[ResponsePdu]) -> Callable[[bytes], Response
     return decode
 
 
-_RESPONSE_WORDS = tuple(struct.Struct(f">{count}H") for count in range(126))
-
-
 def _registers_response_decoder(cls: type[ResponsePdu]) -> Callable[[bytes], ResponsePdu]:
     make = _unchecked(cls)
 
     def decode(pdu: bytes) -> ResponsePdu:
         if len(pdu) < 4 or len(pdu) != 2 + pdu[1] or pdu[1] & 1 or pdu[1] > 250:
             raise _Malformed("byte count does not match the PDU or is not an even 2..250")
-        return make(_RESPONSE_WORDS[pdu[1] >> 1].unpack_from(pdu, 2))
+        return make(_WORDS[pdu[1] >> 1].unpack_from(pdu, 2))
 
     return decode
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Iterable
 
 import pytest
 from hypothesis import given
@@ -42,6 +43,21 @@ def test_register_reads_give_the_values(start: int, values: list[int], data: st.
     offset = data.draw(st.integers(0, len(values) - 1))
     count = data.draw(st.integers(1, len(values) - offset))
     assert table.read(start + offset, count) == tuple(values[offset : offset + count])
+
+
+@given(
+    size=st.integers(1, 300),
+    data=st.data(),
+)
+def test_register_writes_store_the_values(size: int, data: st.DataObject) -> None:
+    table = RegisterTable.zeros(size)
+    offset = data.draw(st.integers(0, size - 1))
+    values = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=size - offset))
+    # A tuple as a request brings them (up to 123), and the other forms application code may use.
+    kinds: list[Callable[[list[int]], Iterable[int]]] = [tuple, list, iter, lambda items: array("H", items)]
+    written = data.draw(st.sampled_from(kinds))(values)
+    table.write(offset, written)
+    assert table.read(0, size) == (0,) * offset + tuple(values) + (0,) * (size - offset - len(values))
 
 
 def test_register_reads_longer_than_a_modbus_read() -> None:
@@ -113,10 +129,12 @@ def test_blocks_may_not_overlap_or_leave_the_address_space() -> None:
 
 def test_register_values_are_16_bit_integers() -> None:
     table = RegisterTable.zeros(2)
-    for bad in ([70000], [-1], [1.5], "ab", [None]):
+    for bad in ([70000], [-1], [1.5], "ab", [None], (1, 70000), (-1, 1), (1.5,), (None,), (0,) * 125 + (-1,)):
         with pytest.raises(LocalProtocolError, match=r"0\.\.65535"):
             table.write(0, bad)  # type: ignore[arg-type]
     assert table.read(0, 2) == (0, 0)
+    table.write(0, (True, 65535))
+    assert table.read(0, 2) == (1, 65535)
     with pytest.raises(LocalProtocolError, match="positive"):
         RegisterTable.zeros(-1)
     with pytest.raises(LocalProtocolError, match="positive"):
