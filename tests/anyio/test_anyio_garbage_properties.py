@@ -1,0 +1,128 @@
+"""Arbitrary bytes over real TCP connections, to modbus_anyio's and modbus_sync's servers, every framer:
+the server answers what it can, closes when the client is done, logs no error, and serves the next client."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import modbus_sync
+from modbus_anyio import TcpServer
+from modbus_core import (
+    NEED_DATA,
+    AsciiFramer,
+    ClientConnection,
+    Device,
+    Framer,
+    MbapFramer,
+    ReadHoldingRegisters,
+    Response,
+    RtuFramer,
+    ServerContext,
+    WriteMultipleRegisters,
+)
+
+FRAMERS: dict[str, type[Framer]] = {"socket": MbapFramer, "rtu": RtuFramer, "ascii": AsciiFramer}
+SERVERS = [
+    (implementation, framer)
+    for implementation in ("asyncio", "uvloop", "trio", "sync")
+    for framer in ("socket", "rtu", "ascii")
+]  # fmt: skip
+
+
+@contextlib.contextmanager
+def serving(implementation: str, framer: str) -> Iterator[int]:
+    """A server of *implementation* with *framer* on an ephemeral port (its port)."""
+    context = ServerContext(Device.sized(100))
+    if implementation == "sync":
+        with modbus_sync.TcpServer(context, port=0, framer=framer, frame_timeout=0.3) as sync_server:
+            yield sync_server.port
+        return
+    backend = "trio" if implementation == "trio" else "asyncio"
+    backend_options = {"use_uvloop": True} if implementation == "uvloop" else {}
+    with start_blocking_portal(backend, backend_options) as portal:
+        server = TcpServer(context, port=0, framer=framer, frame_timeout=0.3)
+        with portal.wrap_async_context_manager(server):
+            yield server.port
+
+
+@pytest.fixture(scope="module", params=SERVERS, ids=[f"{i}-{f}" for i, f in SERVERS])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    implementation, framer = request.param
+    with serving(implementation, framer) as port:
+        yield framer, port
+
+
+def valid_frame(framer: str, unit: int, transaction_id: int, write: bool) -> bytes:
+    pdu = WriteMultipleRegisters(3, (1, 2, 3)) if write else ReadHoldingRegisters(0, 4)
+    return FRAMERS[framer]().encode(unit, transaction_id, pdu.encode())
+
+
+@st.composite
+def byte_streams(draw: st.DrawFn, framer: str) -> list[bytes]:
+    """Writes of garbage, of valid frames and of pieces of frames, in any order."""
+    writes = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["garbage", "frame", "piece", "noise-like"]))
+        if kind == "garbage":
+            writes.append(draw(st.binary(min_size=1, max_size=300)))
+        elif kind == "noise-like":  # bytes that look like the framing's own
+            alphabet = b":0123456789ABCDEF\r\n" if framer == "ascii" else b"\x00\x01\x03\x10\xff"
+            writes.append(bytes(draw(st.lists(st.sampled_from(alphabet), min_size=1, max_size=80))))
+        else:
+            frame = valid_frame(framer, draw(st.integers(0, 255)), draw(st.integers(0, 0xFFFF)), draw(st.booleans()))
+            writes.append(frame if kind == "frame" else frame[: draw(st.integers(1, len(frame)))])
+    return writes
+
+
+def read_until_closed(sock: socket.socket, deadline: float) -> bytes:
+    received = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # closed with bytes of ours unread
+            return received
+        except TimeoutError:
+            break
+        if not chunk:
+            return received
+        received += chunk
+    raise AssertionError(f"the server did not close within its frame timeout; it sent {received!r}")
+
+
+def answers_a_good_client(framer: str, port: int) -> None:
+    connection = ClientConnection(FRAMERS[framer]())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(connection.send(connection.request(ReadHoldingRegisters(0, 4), unit=1)))
+        while (event := connection.next_event()) is NEED_DATA:
+            connection.receive_data(sock.recv(4096), time.monotonic())
+    assert isinstance(event, Response)
+    assert not event.is_exception
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_garbage_never_wedges_a_server(
+    server: tuple[str, int], data: st.DataObject, caplog: pytest.LogCaptureFixture
+) -> None:
+    framer, port = server
+    writes = data.draw(byte_streams(framer))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for chunk in writes:
+            with contextlib.suppress(ConnectionError):  # the server may have closed already
+                sock.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        read_until_closed(sock, time.monotonic() + 5)
+    answers_a_good_client(framer, port)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
