@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modbus_sync
-from modbus_anyio import TcpServer
+from modbus_anyio import TcpServer, UdpServer
 from modbus_core import (
     NEED_DATA,
     AsciiFramer,
@@ -125,4 +125,51 @@ def test_garbage_never_wedges_a_server(
             sock.shutdown(socket.SHUT_WR)
         read_until_closed(sock, time.monotonic() + 5)
     answers_a_good_client(framer, port)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+
+
+@contextlib.contextmanager
+def serving_udp(implementation: str, framer: str) -> Iterator[int]:
+    context = ServerContext(Device.sized(100))
+    if implementation == "sync":
+        with modbus_sync.UdpServer(context, port=0, framer=framer) as sync_server:
+            yield sync_server.port
+        return
+    backend = "trio" if implementation == "trio" else "asyncio"
+    backend_options = {"use_uvloop": True} if implementation == "uvloop" else {}
+    with start_blocking_portal(backend, backend_options) as portal:
+        server = UdpServer(context, port=0, framer=framer)
+        with portal.wrap_async_context_manager(server):
+            yield server.port
+
+
+@pytest.fixture(scope="module", params=SERVERS, ids=[f"{i}-{f}" for i, f in SERVERS])
+def udp_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    implementation, framer = request.param
+    with serving_udp(implementation, framer) as port:
+        yield framer, port
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_garbage_datagrams_never_wedge_a_server(
+    udp_server: tuple[str, int], data: st.DataObject, caplog: pytest.LogCaptureFixture
+) -> None:
+    framer, port = udp_server
+    datagrams = data.draw(byte_streams(framer))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for datagram in datagrams:
+            sock.sendto(datagram, ("127.0.0.1", port))
+        # The answer to a good request comes, after whatever those datagrams brought back
+        # (which the client drops: answers to requests it did not send).
+        connection = ClientConnection(FRAMERS[framer]())
+        sock.sendto(connection.send(connection.request(ReadHoldingRegisters(0, 4), unit=1)), ("127.0.0.1", port))
+        sock.settimeout(5)
+        event: object = NEED_DATA
+        while not isinstance(event, Response):
+            connection.receive_data(sock.recvfrom(65536)[0], time.monotonic())
+            while (event := connection.next_event()) is not NEED_DATA and not isinstance(event, Response):
+                pass
+    assert not event.is_exception
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
