@@ -1,4 +1,4 @@
-"""Arbitrary bytes over real TCP connections, to modbus_anyio's and modbus_sync's servers, every framer:
+"""Arbitrary bytes to modbus_anyio's and modbus_sync's servers (TCP with every framer, UDP, TLS):
 the server answers what it can, closes when the client is done, logs no error, and serves the next client."""
 
 from __future__ import annotations
@@ -6,16 +6,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 
 import pytest
+import trustme
 from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modbus_sync
-from modbus_anyio import TcpServer, UdpServer
+from modbus_anyio import TcpServer, TlsServer, UdpServer
 from modbus_core import (
     NEED_DATA,
     AsciiFramer,
@@ -171,5 +173,70 @@ def test_garbage_datagrams_never_wedge_a_server(
             connection.receive_data(sock.recvfrom(65536)[0], time.monotonic())
             while (event := connection.next_event()) is not NEED_DATA and not isinstance(event, Response):
                 pass
+    assert not event.is_exception
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+
+
+TLS_SERVERS = ["asyncio", "uvloop", "trio", "sync"]
+
+
+@pytest.fixture(scope="module", params=TLS_SERVERS)
+def tls_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    ca: trustme.CA,
+    server_cert: trustme.LeafCert,
+) -> Iterator[tuple[int, ssl.SSLContext]]:
+    """A TLS server on an ephemeral port, and a client context it accepts."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key, authority = directory / "server.pem", directory / "server.key", directory / "ca.pem"
+    server_cert.cert_chain_pems[0].write_to_path(str(cert))
+    server_cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(authority))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    ca.issue_cert("client").configure_cert(client)
+    context = ServerContext(Device.sized(100))
+    if request.param == "sync":
+        with modbus_sync.TlsServer(
+            context, port=0, handshake_timeout=2, certfile=cert, keyfile=key, cafile=authority
+        ) as sync_server:
+            yield sync_server.port, client
+        return
+    backend = "trio" if request.param == "trio" else "asyncio"
+    backend_options = {"use_uvloop": True} if request.param == "uvloop" else {}
+    with start_blocking_portal(backend, backend_options) as portal:
+        server = TlsServer(context, port=0, handshake_timeout=2, certfile=cert, keyfile=key, cafile=authority)
+        with portal.wrap_async_context_manager(server):
+            yield server.port, client
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_garbage_never_wedges_a_tls_server(
+    tls_server: tuple[int, ssl.SSLContext], data: st.DataObject, caplog: pytest.LogCaptureFixture
+) -> None:
+    port, client = tls_server
+    # Garbage, or a TLS record header (handshake, TLS 1.0-1.3) with garbage inside.
+    record = st.builds(lambda version, body: bytes([0x16, 3, version]) + len(body).to_bytes(2, "big") + body,
+                       st.integers(1, 4), st.binary(max_size=200))  # fmt: skip
+    writes = data.draw(st.lists(st.binary(min_size=1, max_size=300) | record, min_size=1, max_size=4))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for chunk in writes:
+            with contextlib.suppress(ConnectionError):
+                sock.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        read_until_closed(sock, time.monotonic() + 5)
+    connection = ClientConnection(MbapFramer())
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as plain,
+        client.wrap_socket(plain, server_hostname="127.0.0.1") as sock,
+    ):
+        sock.sendall(connection.send(connection.request(ReadHoldingRegisters(0, 4), unit=1)))
+        while (event := connection.next_event()) is NEED_DATA:
+            connection.receive_data(sock.recv(4096), time.monotonic())
+    assert isinstance(event, Response)
     assert not event.is_exception
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
