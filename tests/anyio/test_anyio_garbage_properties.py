@@ -8,7 +8,8 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import trustme
@@ -41,17 +42,19 @@ SERVERS = [
 
 
 @contextlib.contextmanager
-def serving(implementation: str, framer: str) -> Iterator[int]:
-    """A server of *implementation* with *framer* on an ephemeral port (its port)."""
+def serving(
+    implementation: str, sync_class: Callable[..., Any], anyio_class: Callable[..., Any], **options: Any
+) -> Iterator[int]:
+    """The port of a server of *implementation* ("sync", or the event loop) on 100 of each table, while it runs."""
     context = ServerContext(Device.sized(100))
     if implementation == "sync":
-        with modbus_sync.TcpServer(context, port=0, framer=framer, frame_timeout=0.3) as sync_server:
-            yield sync_server.port
+        with sync_class(context, port=0, **options) as server:
+            yield server.port
         return
     backend = "trio" if implementation == "trio" else "asyncio"
     backend_options = {"use_uvloop": True} if implementation == "uvloop" else {}
     with start_blocking_portal(backend, backend_options) as portal:
-        server = TcpServer(context, port=0, framer=framer, frame_timeout=0.3)
+        server = anyio_class(context, port=0, **options)
         with portal.wrap_async_context_manager(server):
             yield server.port
 
@@ -59,7 +62,7 @@ def serving(implementation: str, framer: str) -> Iterator[int]:
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"{i}-{f}" for i, f in SERVERS])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     implementation, framer = request.param
-    with serving(implementation, framer) as port:
+    with serving(implementation, modbus_sync.TcpServer, TcpServer, framer=framer, frame_timeout=0.3) as port:
         yield framer, port
 
 
@@ -101,9 +104,31 @@ def read_until_closed(sock: socket.socket, deadline: float) -> bytes:
     raise AssertionError(f"the server did not close within its frame timeout; it sent {received!r}")
 
 
-def answers_a_good_client(framer: str, port: int) -> None:
-    connection = ClientConnection(FRAMERS[framer]())
+@contextlib.contextmanager
+def no_error_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        yield
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+
+
+def send_and_hang_up(port: int, writes: list[bytes]) -> None:
+    """Connect, send *writes*, half-close, and read until the server closes too."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for chunk in writes:
+            with contextlib.suppress(ConnectionError):  # the server may have closed already
+                sock.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        read_until_closed(sock, time.monotonic() + 5)
+
+
+def answers_a_good_client(framer: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+    connection = ClientConnection(FRAMERS[framer]())
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+        if tls is not None:
+            sock = stack.enter_context(tls.wrap_socket(sock, server_hostname="127.0.0.1"))
         sock.sendall(connection.send(connection.request(ReadHoldingRegisters(0, 4), unit=1)))
         while (event := connection.next_event()) is NEED_DATA:
             connection.receive_data(sock.recv(4096), time.monotonic())
@@ -118,37 +143,15 @@ def test_garbage_never_wedges_a_server(
 ) -> None:
     framer, port = server
     writes = data.draw(byte_streams(framer))
-    caplog.clear()
-    with caplog.at_level(logging.ERROR), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        for chunk in writes:
-            with contextlib.suppress(ConnectionError):  # the server may have closed already
-                sock.sendall(chunk)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-        read_until_closed(sock, time.monotonic() + 5)
-    answers_a_good_client(framer, port)
-    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
-
-
-@contextlib.contextmanager
-def serving_udp(implementation: str, framer: str) -> Iterator[int]:
-    context = ServerContext(Device.sized(100))
-    if implementation == "sync":
-        with modbus_sync.UdpServer(context, port=0, framer=framer) as sync_server:
-            yield sync_server.port
-        return
-    backend = "trio" if implementation == "trio" else "asyncio"
-    backend_options = {"use_uvloop": True} if implementation == "uvloop" else {}
-    with start_blocking_portal(backend, backend_options) as portal:
-        server = UdpServer(context, port=0, framer=framer)
-        with portal.wrap_async_context_manager(server):
-            yield server.port
+    with no_error_logged(caplog):
+        send_and_hang_up(port, writes)
+        answers_a_good_client(framer, port)
 
 
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"{i}-{f}" for i, f in SERVERS])
 def udp_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     implementation, framer = request.param
-    with serving_udp(implementation, framer) as port:
+    with serving(implementation, modbus_sync.UdpServer, UdpServer, framer=framer) as port:
         yield framer, port
 
 
@@ -159,8 +162,7 @@ def test_garbage_datagrams_never_wedge_a_server(
 ) -> None:
     framer, port = udp_server
     datagrams = data.draw(byte_streams(framer))
-    caplog.clear()
-    with caplog.at_level(logging.ERROR), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with no_error_logged(caplog), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for datagram in datagrams:
             sock.sendto(datagram, ("127.0.0.1", port))
         # The answer to a good request comes, after whatever those datagrams brought back
@@ -174,7 +176,6 @@ def test_garbage_datagrams_never_wedge_a_server(
             while (event := connection.next_event()) is not NEED_DATA and not isinstance(event, Response):
                 pass
     assert not event.is_exception
-    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
 
 
 TLS_SERVERS = ["asyncio", "uvloop", "trio", "sync"]
@@ -196,19 +197,9 @@ def tls_server(
     client = ssl.create_default_context()
     ca.configure_trust(client)
     ca.issue_cert("client").configure_cert(client)
-    context = ServerContext(Device.sized(100))
-    if request.param == "sync":
-        with modbus_sync.TlsServer(
-            context, port=0, handshake_timeout=2, certfile=cert, keyfile=key, cafile=authority
-        ) as sync_server:
-            yield sync_server.port, client
-        return
-    backend = "trio" if request.param == "trio" else "asyncio"
-    backend_options = {"use_uvloop": True} if request.param == "uvloop" else {}
-    with start_blocking_portal(backend, backend_options) as portal:
-        server = TlsServer(context, port=0, handshake_timeout=2, certfile=cert, keyfile=key, cafile=authority)
-        with portal.wrap_async_context_manager(server):
-            yield server.port, client
+    files = {"certfile": cert, "keyfile": key, "cafile": authority}
+    with serving(request.param, modbus_sync.TlsServer, TlsServer, handshake_timeout=2, **files) as port:
+        yield port, client
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -221,22 +212,6 @@ def test_garbage_never_wedges_a_tls_server(
     record = st.builds(lambda version, body: bytes([0x16, 3, version]) + len(body).to_bytes(2, "big") + body,
                        st.integers(1, 4), st.binary(max_size=200))  # fmt: skip
     writes = data.draw(st.lists(st.binary(min_size=1, max_size=300) | record, min_size=1, max_size=4))
-    caplog.clear()
-    with caplog.at_level(logging.ERROR), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        for chunk in writes:
-            with contextlib.suppress(ConnectionError):
-                sock.sendall(chunk)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-        read_until_closed(sock, time.monotonic() + 5)
-    connection = ClientConnection(MbapFramer())
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as plain,
-        client.wrap_socket(plain, server_hostname="127.0.0.1") as sock,
-    ):
-        sock.sendall(connection.send(connection.request(ReadHoldingRegisters(0, 4), unit=1)))
-        while (event := connection.next_event()) is NEED_DATA:
-            connection.receive_data(sock.recv(4096), time.monotonic())
-    assert isinstance(event, Response)
-    assert not event.is_exception
-    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+    with no_error_logged(caplog):
+        send_and_hang_up(port, writes)
+        answers_a_good_client("socket", port, tls=client)
