@@ -149,7 +149,7 @@ class PtyPair:
     pid: int
 
 
-def _start_socat() -> tuple[subprocess.Popen[bytes], PtyPair]:
+def start_socat() -> tuple[subprocess.Popen[bytes], PtyPair]:
     process = subprocess.Popen(
         ["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"],
         stdout=subprocess.DEVNULL,
@@ -181,7 +181,7 @@ def _start_socat() -> tuple[subprocess.Popen[bytes], PtyPair]:
 def pty_pair() -> Iterator[PtyPair]:
     if shutil.which("socat") is None:
         pytest.skip("socat is not installed")
-    process, pair = _start_socat()
+    process, pair = start_socat()
     try:
         yield pair
     finally:

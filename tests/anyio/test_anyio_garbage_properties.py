@@ -1,10 +1,11 @@
-"""Arbitrary bytes to modbus_anyio's and modbus_sync's servers (TCP with every framer, UDP, TLS):
+"""Arbitrary bytes to modbus_anyio's and modbus_sync's servers (TCP, UDP, TLS, serial; every framer):
 the server answers what it can, closes when the client is done, logs no error, and serves the next client."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 import ssl
 import time
@@ -12,13 +13,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import serial
 import trustme
 from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modbus_sync
-from modbus_anyio import TcpServer, TlsServer, UdpServer
+from modbus_anyio import SerialServer, TcpServer, TlsServer, UdpServer
 from modbus_core import (
     NEED_DATA,
     AsciiFramer,
@@ -32,6 +34,8 @@ from modbus_core import (
     ServerContext,
     WriteMultipleRegisters,
 )
+
+from .anyio_support import start_socat
 
 FRAMERS: dict[str, type[Framer]] = {"socket": MbapFramer, "rtu": RtuFramer, "ascii": AsciiFramer}
 SERVERS = [
@@ -48,13 +52,13 @@ def serving(
     """The port of a server of *implementation* ("sync", or the event loop) on 100 of each table, while it runs."""
     context = ServerContext(Device.sized(100))
     if implementation == "sync":
-        with sync_class(context, port=0, **options) as server:
+        with sync_class(context, **options) as server:
             yield server.port
         return
     backend = "trio" if implementation == "trio" else "asyncio"
     backend_options = {"use_uvloop": True} if implementation == "uvloop" else {}
     with start_blocking_portal(backend, backend_options) as portal:
-        server = anyio_class(context, port=0, **options)
+        server = anyio_class(context, **options)
         with portal.wrap_async_context_manager(server):
             yield server.port
 
@@ -62,7 +66,7 @@ def serving(
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"{i}-{f}" for i, f in SERVERS])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     implementation, framer = request.param
-    with serving(implementation, modbus_sync.TcpServer, TcpServer, framer=framer, frame_timeout=0.3) as port:
+    with serving(implementation, modbus_sync.TcpServer, TcpServer, port=0, framer=framer, frame_timeout=0.3) as port:
         yield framer, port
 
 
@@ -151,7 +155,7 @@ def test_garbage_never_wedges_a_server(
 @pytest.fixture(scope="module", params=SERVERS, ids=[f"{i}-{f}" for i, f in SERVERS])
 def udp_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     implementation, framer = request.param
-    with serving(implementation, modbus_sync.UdpServer, UdpServer, framer=framer) as port:
+    with serving(implementation, modbus_sync.UdpServer, UdpServer, port=0, framer=framer) as port:
         yield framer, port
 
 
@@ -198,7 +202,7 @@ def tls_server(
     ca.configure_trust(client)
     ca.issue_cert("client").configure_cert(client)
     files = {"certfile": cert, "keyfile": key, "cafile": authority}
-    with serving(request.param, modbus_sync.TlsServer, TlsServer, handshake_timeout=2, **files) as port:
+    with serving(request.param, modbus_sync.TlsServer, TlsServer, port=0, handshake_timeout=2, **files) as port:
         yield port, client
 
 
@@ -215,3 +219,52 @@ def test_garbage_never_wedges_a_tls_server(
     with no_error_logged(caplog):
         send_and_hang_up(port, writes)
         answers_a_good_client("socket", port, tls=client)
+
+
+SERIAL_SERVERS = [
+    (implementation, framer) for implementation in ("asyncio", "uvloop", "trio", "sync") for framer in ("rtu", "ascii")
+]
+
+
+@pytest.fixture(scope="module", params=SERIAL_SERVERS, ids=[f"{i}-{f}" for i, f in SERIAL_SERVERS])
+def serial_line(request: pytest.FixtureRequest) -> Iterator[tuple[str, serial.Serial]]:
+    """A serial server of unit 1 on one end of a socat pseudo-terminal pair, and the other end."""
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed")
+    implementation, framer = request.param
+    socat, pair = start_socat()
+    try:
+        with (
+            serving(implementation, modbus_sync.SerialServer, SerialServer, port=pair.server, framer=framer),
+            serial.Serial(pair.client, 38400, timeout=0.2) as line,
+        ):
+            yield framer, line
+    finally:
+        socat.kill()
+        socat.wait(timeout=5)
+        if socat.stderr is not None:
+            socat.stderr.close()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_line_noise_never_wedges_a_serial_server(
+    serial_line: tuple[str, serial.Serial], data: st.DataObject, caplog: pytest.LogCaptureFixture
+) -> None:
+    framer, line = serial_line
+    noise = data.draw(byte_streams(framer))
+    with no_error_logged(caplog):
+        for chunk in noise:
+            line.write(chunk)
+        time.sleep(0.05)  # silence: where a line resynchronises
+        connection = ClientConnection(FRAMERS[framer]())
+        line.write(connection.send(connection.request(ReadHoldingRegisters(0, 4), unit=1)))
+        deadline = time.monotonic() + 5
+        event: object = NEED_DATA
+        while not isinstance(event, Response):
+            assert time.monotonic() < deadline, "no answer after the noise"
+            received = line.read(1)  # waits for the answer's first byte (or the timeout)
+            connection.receive_data(received + line.read(line.in_waiting), time.monotonic())
+            while (event := connection.next_event()) is not NEED_DATA and not isinstance(event, Response):
+                pass
+    assert not event.is_exception
