@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modbus_anyio._cli import main
 from modbus_anyio._serve import parse_endpoint
@@ -336,3 +338,28 @@ def test_ctrl_c_while_starting_ends_quietly(command: str, tmp_path: Path) -> Non
             process.wait(timeout=10)
     assert process.returncode == 130
     assert (out + err).strip().splitlines() == ["modbuskit: interrupted"]
+
+
+SERVE_WORDS = ["--tcp", "--udp", "--tls", "--serial", "--cert", "--key", "--ca", "--baudrate", "--parity",
+               "--stopbits", "--framer", "--unit", "--size", "--backend", "-v"]  # fmt: skip
+SERVE_VALUES = ["127.0.0.1:0", "[::1]:0", "*:0", "localhost:0", ":0", "host", "1.2.3.4:99999", "0", "1", "-1",
+                "255", "256", "65536", "abc", "rtu", "ascii", "socket", "E", "none", "2", "x.pem", "/dev/null",
+                "trio", "asyncio", ""]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arguments=st.lists(st.sampled_from(SERVE_WORDS + SERVE_VALUES), max_size=8))
+def test_any_serve_arguments_start_or_get_one_line(
+    arguments: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Everything up to serving runs (parsing, checks, building every server); serving does not.
+    monkeypatch.setattr("modbus_anyio._serve.run_on", lambda backend, function, servers: 0)
+    try:
+        status = main(["serve", *arguments])
+    except SystemExit as exit_error:  # argparse's own errors
+        status = int(exit_error.code or 0)
+    error = capsys.readouterr().err
+    assert status in (0, 2), (status, error)
+    if status == 2:
+        assert len(error.strip().splitlines()) == 1, error
+        assert re.match(r"modbuskit( serve)?: error: ", error), error
