@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymodbus
 import pytest
 import trustme
 from hypothesis import HealthCheck, given, settings
@@ -363,3 +364,32 @@ def test_any_serve_arguments_start_or_get_one_line(
     if status == 2:
         assert len(error.strip().splitlines()) == 1, error
         assert re.match(r"modbuskit( serve)?: error: ", error), error
+
+
+PYMODBUS_SETUP = Path(pymodbus.__file__ or "").parent / "server" / "simulator" / "setup.json"
+SIM_WORDS = ["--config", "--http-host", "--http-port", "--no-http", "--modbus-host", "--modbus-port", "--backend",
+             "--modbus-server", "--modbus-device", "--custom-actions", "--log-level", "--check"]  # fmt: skip
+SIM_VALUES = ["0", "-1", "65536", "abc", "localhost", "::1", "server", "device", "debug", "trio", "nope.json",
+              "os", "modbus_anyio.simulator.example_actions", "no.such.module", ""]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arguments=st.lists(st.sampled_from(SIM_WORDS + SIM_VALUES), max_size=8), setup=st.booleans())
+def test_any_sim_arguments_start_or_say_what_is_wrong(
+    arguments: list[str], setup: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Everything up to serving runs (parsing, the configuration, building the simulator); serving does not.
+    monkeypatch.setattr("modbus_anyio.simulator._cli.run_on", lambda backend, function, simulator: 0)
+    if setup:  # a pymodbus setup.json, where --modbus-server/--modbus-device apply
+        arguments = ["--config", str(PYMODBUS_SETUP), *arguments]
+    try:
+        status = main(["sim", *arguments])
+    except SystemExit as exit_error:  # argparse's own errors
+        status = int(exit_error.code or 0)
+    error = capsys.readouterr().err
+    assert status in (0, 2), (status, error)
+    if status == 2:
+        # One line per problem (a configuration may have several), each saying what is wrong.
+        lines = [line for line in error.strip().splitlines() if " INFO " not in line and " DEBUG " not in line]
+        assert lines, error
+        assert all(re.match(r"modbuskit( sim)?: error: ", line) for line in lines), error
