@@ -225,6 +225,15 @@ def test_config_serves_the_simulators_plant(tmp_path: Path, processes: list[Serv
     assert stop(served) == 0
 
 
+def run_main(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``modbuskit ARGUMENTS`` in this process: its exit status and what it wrote on stderr."""
+    try:
+        status = main(arguments)
+    except SystemExit as exit_error:  # argparse's own errors
+        status = int(exit_error.code or 0)
+    return status, capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -248,12 +257,8 @@ def test_config_serves_the_simulators_plant(tmp_path: Path, processes: list[Serv
 def test_bad_arguments_one_line_and_status_2(
     arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    try:
-        status = main(["serve", *arguments])
-    except SystemExit as exit_error:  # argparse's own errors
-        status = int(exit_error.code or 0)
+    status, error = run_main(["serve", *arguments], capsys)
     assert status == 2
-    error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1, error
     assert re.search(message, error), error
 
@@ -355,11 +360,7 @@ def test_any_serve_arguments_start_or_get_one_line(
 ) -> None:
     # Everything up to serving runs (parsing, checks, building every server); serving does not.
     monkeypatch.setattr("modbus_anyio._serve.run_on", lambda backend, function, servers: 0)
-    try:
-        status = main(["serve", *arguments])
-    except SystemExit as exit_error:  # argparse's own errors
-        status = int(exit_error.code or 0)
-    error = capsys.readouterr().err
+    status, error = run_main(["serve", *arguments], capsys)
     assert status in (0, 2), (status, error)
     if status == 2:
         assert len(error.strip().splitlines()) == 1, error
@@ -382,11 +383,7 @@ def test_any_sim_arguments_start_or_say_what_is_wrong(
     monkeypatch.setattr("modbus_anyio.simulator._cli.run_on", lambda backend, function, simulator: 0)
     if setup:  # a pymodbus setup.json, where --modbus-server/--modbus-device apply
         arguments = ["--config", str(PYMODBUS_SETUP), *arguments]
-    try:
-        status = main(["sim", *arguments])
-    except SystemExit as exit_error:  # argparse's own errors
-        status = int(exit_error.code or 0)
-    error = capsys.readouterr().err
+    status, error = run_main(["sim", *arguments], capsys)
     assert status in (0, 2), (status, error)
     if status == 2:
         # One line per problem (a configuration may have several), each saying what is wrong.
