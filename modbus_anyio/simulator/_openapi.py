@@ -406,8 +406,8 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Live register values (server-sent events)",
                 "description": (
                     "The same filters as GET /api/registers. First a `page` event (like GET /api/registers), "
-                    "then `values` events with the registers of that page that changed: "
-                    '{"items": [{"id", "value", "raw"}]}.'
+                    "then `values` events with the registers of that page that changed, "
+                    'at most two a second: {"items": [{"id", "value", "raw"}]}.'
                 ),
                 "parameters": _REGISTER_FILTERS,
                 "responses": {"200": {"description": "An event stream.", "content": {_EVENTS: {}}}},

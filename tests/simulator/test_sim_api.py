@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -233,6 +234,45 @@ async def test_live_register_events_follow_modbus_writes() -> None:
                         assert wrote
                         assert data["items"] == [{"id": "meter/setpoint", "value": 4242, "raw": [4242]}]
                         break
+
+
+async def test_live_register_values_go_out_at_most_twice_a_second() -> None:
+    # Each values event redraws a page of rows in the browser: a value that a
+    # client rewrites 20 times a second must not make the page redraw 4 times.
+    async with running() as simulator, http(simulator) as web:
+        address = modbus_address(simulator)
+        writing = threading.Event()
+        written = 0
+
+        def write_continuously() -> None:
+            nonlocal written
+            with modbus_client(address) as client:
+                while not writing.is_set():
+                    written += 1
+                    client.write_register(0, written, device_id=1)
+                    time.sleep(0.05)
+
+        seen: list[int] = []
+        with anyio.fail_after(15):
+            async with (
+                anyio.create_task_group() as group,
+                web.stream("GET", "/api/registers/events", params={"device": "meter"}) as response,
+            ):
+                group.start_soon(anyio.to_thread.run_sync, write_continuously)
+                event, started = "", 0.0
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line.removeprefix("event: ")
+                    elif line.startswith("data: ") and event == "values":
+                        seen += [item["value"] for item in json.loads(line.removeprefix("data: "))["items"]]
+                        started = started or time.monotonic()
+                        if time.monotonic() - started > 2.0:
+                            break
+                writing.set()
+        # Events at 0, 0.5, ..., 2.0 s after the first: five (at four a second, nine).
+        assert 4 <= len(seen) <= 6, seen
+        assert seen == sorted(seen)
+        assert written > 2 * len(seen)  # the values seen are some of those written, not every one
 
 
 async def test_call_log_and_server_views() -> None:
