@@ -89,6 +89,16 @@ _CALL_FILTERS = [
     _query("result", "Only this result.", {"type": "string", "enum": ["ok", "exception", "no_answer", "raw"]}),
 ]
 _EVENTS = "text/event-stream"
+
+
+def _interval(default: float, what: str) -> dict[str, Any]:
+    return _query(
+        "interval",
+        f"The least time between two {what} events, in seconds.",
+        {"type": "number", "minimum": 0.25, "maximum": 60, "default": default},
+    )
+
+
 _JSON_ONLY = (
     "Requests that change something must send `Content-Type: application/json` "
     "(else 415), so that forms of other web sites cannot."
@@ -406,10 +416,10 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Live register values (server-sent events)",
                 "description": (
                     "The same filters as GET /api/registers. First a `page` event (like GET /api/registers), "
-                    "then `values` events with the registers of that page that changed, "
-                    'at most two a second: {"items": [{"id", "value", "raw"}]}.'
+                    "then `values` events with the registers of that page that changed "
+                    '(at most one per `interval`): {"items": [{"id", "value", "raw"}]}.'
                 ),
-                "parameters": _REGISTER_FILTERS,
+                "parameters": [*_REGISTER_FILTERS, _interval(0.5, "`values`")],
                 "responses": {"200": {"description": "An event stream.", "content": {_EVENTS: {}}}},
             }
         },
@@ -457,10 +467,10 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "summary": "Live traffic and fault rules (server-sent events)",
                 "description": (
-                    "`calls` events carry new calls (oldest first, at most 50 per event, with `skipped`); "
-                    "`faults` events the fault rules whenever they change."
+                    "`calls` events carry new calls (oldest first, at most 50 per event and one event per "
+                    "`interval`, with `skipped`); `faults` events the fault rules whenever they change."
                 ),
-                "parameters": _CALL_FILTERS,
+                "parameters": [*_CALL_FILTERS, _interval(0.25, "`calls`")],
                 "responses": {"200": {"description": "An event stream.", "content": {_EVENTS: {}}}},
             }
         },

@@ -56,9 +56,11 @@ logger = logging.getLogger(__name__)
 STATIC_PACKAGE = ("modbus_anyio.simulator", "static")
 MAX_LIMIT = 1000
 EVENT_INTERVAL = 0.25  # seconds between checks for news in the event streams
-# Register values go out at most twice a second: nobody reads numbers faster,
-# and each event redraws a page of rows (most of a browser's work on the page).
+# Register values go out at most twice a second unless asked otherwise: nobody
+# reads numbers faster, and each event redraws a page of rows (most of a
+# browser's work on the page).
 VALUES_INTERVAL = 0.5
+MAX_INTERVAL = 60.0
 KEEPALIVE = 15.0
 CALLS_PER_EVENT = 50  # at thousands of requests a second, nobody reads every one: the rest are counted
 
@@ -85,6 +87,20 @@ def _int(request: Request, name: str, default: int | None = None, low: int = 0, 
         raise ApiError(400, f"query parameter {name} must be an integer, got {text!r}") from None
     if value < low or (high is not None and value > high):
         raise ApiError(400, f"query parameter {name} must be {low}..{high if high is not None else ''}, got {value}")
+    return value
+
+
+def _interval(request: Request, default: float) -> float:
+    """The ``interval`` query parameter: the least time between two events of a kind."""
+    text = request.query_params.get("interval")
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(400, f"query parameter interval must be a number of seconds, got {text!r}") from None
+    if not EVENT_INTERVAL <= value <= MAX_INTERVAL:
+        raise ApiError(400, f"query parameter interval must be {EVENT_INTERVAL}..{MAX_INTERVAL:g} seconds, got {text}")
     return value
 
 
@@ -456,6 +472,7 @@ class _Api:
         selection = _PointFilter(request)
         found = selection.select(self.simulator)
         page = found[selection.offset : selection.offset + selection.limit]
+        interval = _interval(request, VALUES_INTERVAL)
         sent: dict[str, tuple[Any, ...]] = {}
         first = True
         last_values = -math.inf
@@ -476,7 +493,7 @@ class _Api:
                     )
                 ]
             now = time.monotonic()
-            if now - last_values < VALUES_INTERVAL:
+            if now - last_values < interval:
                 return []
             # Reading a page of values is cheaper than observing every write of the plant.
             changed = []
@@ -534,20 +551,24 @@ class _Api:
         recorder = self.simulator.recorder
         faults = self.simulator.faults
         keep = self._call_filter(request)
+        interval = _interval(request, EVENT_INTERVAL)
         last = max(0, recorder.last_id - 100)
+        last_calls = -math.inf
         rules_seen: str | None = None
 
         def produce() -> list[tuple[str, Any]]:
-            nonlocal last, rules_seen
+            nonlocal last, last_calls, rules_seen
             events: list[tuple[str, Any]] = []
             rules = [rule.to_json() for rule in faults.all()]
             text = _dumps(rules)
             if text != rules_seen:
                 rules_seen = text
                 events.append(("faults", {"items": rules}))
-            if recorder.last_id != last:
+            now = time.monotonic()
+            if recorder.last_id != last and now - last_calls >= interval:
                 shown, matches = recorder.newest(last, CALLS_PER_EVENT, keep)
                 last = recorder.last_id
+                last_calls = now
                 if shown:
                     items = [call.to_json() for call in shown]
                     events.append(("calls", {"items": items, "skipped": matches - len(shown)}))

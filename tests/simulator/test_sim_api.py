@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -236,43 +237,80 @@ async def test_live_register_events_follow_modbus_writes() -> None:
                         break
 
 
+async def events_during(
+    web: httpx.AsyncClient, path: str, wanted: str, traffic: Callable[[threading.Event], None], seconds: float = 2.0
+) -> list[Any]:
+    """The data of the *wanted* events of a stream in the *seconds* after the first one,
+    while *traffic* runs in a thread (until the event it is given is set)."""
+    stop = threading.Event()
+    seen: list[Any] = []
+    with anyio.fail_after(seconds + 10):
+        async with anyio.create_task_group() as group, web.stream("GET", path) as response:
+            assert response.status_code == 200
+            group.start_soon(anyio.to_thread.run_sync, traffic, stop)
+            try:
+                event, first = "", 0.0
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line.removeprefix("event: ")
+                    elif line.startswith("data: ") and event == wanted:
+                        seen.append(json.loads(line.removeprefix("data: ")))
+                        first = first or time.monotonic()
+                        if time.monotonic() - first > seconds:
+                            break
+            finally:
+                stop.set()
+    return seen
+
+
 async def test_live_register_values_go_out_at_most_twice_a_second() -> None:
     # Each values event redraws a page of rows in the browser: a value that a
     # client rewrites 20 times a second must not make the page redraw 4 times.
     async with running() as simulator, http(simulator) as web:
         address = modbus_address(simulator)
-        writing = threading.Event()
         written = 0
 
-        def write_continuously() -> None:
+        def write_continuously(stop: threading.Event) -> None:
             nonlocal written
             with modbus_client(address) as client:
-                while not writing.is_set():
+                while not stop.is_set():
                     written += 1
                     client.write_register(0, written, device_id=1)
                     time.sleep(0.05)
 
-        seen: list[int] = []
-        with anyio.fail_after(15):
-            async with (
-                anyio.create_task_group() as group,
-                web.stream("GET", "/api/registers/events", params={"device": "meter"}) as response,
-            ):
-                group.start_soon(anyio.to_thread.run_sync, write_continuously)
-                event, started = "", 0.0
-                async for line in response.aiter_lines():
-                    if line.startswith("event: "):
-                        event = line.removeprefix("event: ")
-                    elif line.startswith("data: ") and event == "values":
-                        seen += [item["value"] for item in json.loads(line.removeprefix("data: "))["items"]]
-                        started = started or time.monotonic()
-                        if time.monotonic() - started > 2.0:
-                            break
-                writing.set()
+        events = await events_during(web, "/api/registers/events?device=meter", "values", write_continuously)
+        seen = [item["value"] for data in events for item in data["items"]]
         # Events at 0, 0.5, ..., 2.0 s after the first: five (at four a second, nine).
         assert 4 <= len(seen) <= 6, seen
         assert seen == sorted(seen)
         assert written > 2 * len(seen)  # the values seen are some of those written, not every one
+        # A client may ask for another pace: one event a second.
+        events = await events_during(web, "/api/registers/events?device=meter&interval=1", "values", write_continuously)
+        assert 2 <= len(events) <= 4, events
+
+
+async def test_live_calls_come_at_the_pace_asked_for() -> None:
+    async with running() as simulator, http(simulator) as web:
+        address = modbus_address(simulator)
+
+        def read_continuously(stop: threading.Event) -> None:
+            with modbus_client(address) as client:
+                while not stop.is_set():
+                    client.read_holding_registers(0, count=1, device_id=1)
+                    time.sleep(0.02)
+
+        # By default four events a second; the calls page asks for one (what it draws).
+        for interval, least, most in ((None, 6, 10), (1.0, 2, 4)):
+            path = "/api/calls/events" + (f"?interval={interval}" if interval else "")
+            events = await events_during(web, path, "calls", read_continuously)
+            assert least <= len(events) <= most, (interval, len(events))
+            ids = [call["id"] for data in events for call in data["items"]]
+            assert ids == sorted(ids)
+            assert len(set(ids)) == len(ids)
+        for wrong in ("0.1", "61", "nan", "soon"):
+            response = await web.get("/api/calls/events", params={"interval": wrong})
+            assert response.status_code == 400
+            assert "interval" in response.json()["error"]
 
 
 async def test_call_log_and_server_views() -> None:

@@ -197,6 +197,8 @@ function connect() {
   params.delete("server_port");
   if (source) source.close();
   forgetCalls();
+  // The page draws one batch of calls a second: calls sent faster would be parsed and dropped.
+  params.set("interval", String(REDRAW_INTERVAL / 1000));
   source = live(`/api/calls/events?${params}`, { calls: addCalls, faults: renderRules });
 }
 
