@@ -4,8 +4,8 @@ Every server runs under asyncio or trio (anyio).  Listeners, task groups,
 cancellation and the lifecycle are anyio's; the data path is chosen by the
 running backend:
 
-* on asyncio, connections are :class:`asyncio.Protocol` objects
-  (``loop.create_server``): the core is fed from ``data_received`` and
+* on asyncio, connections are :class:`asyncio.BufferedProtocol` objects
+  (``loop.create_server``): the core is fed from what each read brings and
   synchronous answers are written at once, with no task per connection.
   anyio's stream layer costs as much per request as all the Modbus work
   (see ``benchmarks/README.md``), so this thinner path is worth having;

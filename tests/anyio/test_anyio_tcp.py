@@ -115,6 +115,35 @@ async def test_pipelined_requests_are_all_answered_in_order() -> None:
             await stream.aclose()
 
 
+async def test_bursts_larger_than_a_read_from_several_clients_at_once() -> None:
+    # On asyncio the connections of a server read into one shared buffer: each
+    # read must be taken out of it before the next connection's read lands.
+    async with TcpServer(context(), port=0) as server:
+
+        async def client(number: int) -> None:
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            tids = range(1, 12001)  # 144,000 bytes of requests: several reads' worth
+            requests = b"".join(mbap(tid, bytes.fromhex("03 0000 0001"), unit=number) for tid in tids)
+            answers = b"".join(mbap(tid, bytes.fromhex("03 02 0000"), unit=number) for tid in tids)
+            received = bytearray()
+
+            async def read() -> None:
+                while len(received) < len(answers):
+                    received.extend(await stream.receive())
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(read)
+                for start in range(0, len(requests), 7001):  # frames split at odd places
+                    await stream.send(requests[start : start + 7001])
+            assert bytes(received) == answers
+            await stream.aclose()
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                for number in range(1, 5):
+                    group.start_soon(client, number)
+
+
 async def test_one_request_split_over_many_writes() -> None:
     async with TcpServer(context(), port=0) as server:
         with anyio.fail_after(5):
