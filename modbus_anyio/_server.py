@@ -9,8 +9,10 @@ running backend:
   synchronous answers are written at once, with no task per connection.
   anyio's stream layer costs as much per request as all the Modbus work
   (see ``benchmarks/README.md``), so this thinner path is worth having;
-* on trio, and for any :class:`anyio.abc.ByteStream` (``serve_stream``),
-  connections are anyio streams served by one task each.
+* on trio, plain TCP connections are served by one reactor task per server
+  (``_trio_tcp``, where epoll exists); TLS, and any
+  :class:`anyio.abc.ByteStream` (``serve_stream``), are anyio streams served
+  by one task each.
 
 Both paths drive the same :class:`~modbus_anyio._session.Session`, so they
 behave the same; the tests run every server on both.
@@ -69,6 +71,7 @@ from ._session import (
 )
 
 if TYPE_CHECKING:
+    from ._trio_tcp import Reactor
     from .compat import ModbusDeviceIdentification
 
 __all__ = ["ConnectionPolicy", "ServerBase", "TcpServer", "TlsServer", "serve_stream", "serve_tcp", "serve_tls"]
@@ -298,6 +301,7 @@ class TcpServer(SocketAddresses, ServerBase):
         self._asyncio_servers: list[asyncio.AbstractServer] = []
         self._listeners: list[anyio.abc.Listener[Any]] = []
         self._accept_scopes: list[anyio.CancelScope] = []
+        self._reactor: Reactor | None = None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         return None
@@ -321,6 +325,13 @@ class TcpServer(SocketAddresses, ServerBase):
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
         if not self._asyncio_servers:
+            self._reactor = None
+            if self._ssl_context() is None and not _current_backend_is_asyncio():
+                from ._trio_tcp import Reactor, reactor_available
+
+                if reactor_available():
+                    self._reactor = Reactor(self)
+                    task_group.start_soon(self._reactor.run)
             for sock in self._sockets:
                 listener = await anyio.abc.SocketListener.from_socket(sock)
                 self._listeners.append(listener)
@@ -397,6 +408,9 @@ class TcpServer(SocketAddresses, ServerBase):
         if context is None:
             # Plain TCP: the loop reads and writes the socket itself (see _raw_socket_io).
             plain = raw if isinstance(raw, socket.socket) else None
+            if self._reactor is not None and plain is not None:
+                await self._reactor.serve(stream, plain, peer, local)
+                return
             await _run_stream(self, stream, self.transport, peer, local, None, self.idle_timeout, raw=plain)
             return
         try:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import re
 import socket
+import struct
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -142,6 +145,34 @@ async def test_bursts_larger_than_a_read_from_several_clients_at_once() -> None:
             async with anyio.create_task_group() as group:
                 for number in range(1, 5):
                     group.start_soon(client, number)
+
+
+async def test_without_epoll_each_connection_task_serves_its_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where select.epoll is missing (not Linux), trio's connections fall back
+    # to a task each reading and writing its socket: the same behaviour.
+    monkeypatch.setattr("modbus_anyio._trio_tcp.reactor_available", lambda: False)
+
+    async def slow_first(request: Request, info: ConnectionInfo) -> Response | Awaitable[Response]:
+        value = request.pdu.address  # type: ignore[attr-defined]
+        if value:
+            return request.reply(ReadHoldingRegistersResponse((value,)))
+
+        async def later() -> Response:
+            await anyio.sleep(0.1)
+            return request.reply(ReadHoldingRegistersResponse((0,)))
+
+        return later()
+
+    async with TcpServer(slow_first, port=0, idle_timeout=0.5) as server:
+        assert server._reactor is None
+        with anyio.fail_after(5):
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            requests = b"".join(mbap(i + 1, bytes.fromhex("03") + i.to_bytes(2, "big") + b"\x00\x01") for i in range(5))
+            await stream.send(requests[:20])
+            await anyio.sleep(0.01)
+            await stream.send(requests[20:])
+            expected = b"".join(mbap(i + 1, bytes.fromhex("03 02") + i.to_bytes(2, "big")) for i in range(5))
+            assert await read_all_until_closed(stream) == expected  # then closed when idle
 
 
 async def test_one_request_split_over_many_writes() -> None:
@@ -460,6 +491,21 @@ class PingResponse(ResponsePdu):
 PING = CustomFunction(0x41, Ping, PingResponse)
 
 
+async def test_rtu_over_tcp_a_frame_of_unknown_length_ends_with_silence() -> None:
+    # Function 0x41 is unknown: the RTU framer cannot tell where its frame
+    # ends but by the silence after it (3.5 characters); then it is answered
+    # with exception 01.  Sent in pieces, the frame's end moves.
+    frame = RtuFramer().encode(1, 0, bytes.fromhex("41 0102 0304"))
+    async with TcpServer(context(), port=0, framer="rtu") as server:
+        with anyio.fail_after(5):
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            for piece in (frame[:2], frame[2:5], frame[5:]):
+                await stream.send(piece)
+                await anyio.sleep(0.0005)
+            assert await stream.receive() == RtuFramer().encode(1, 0, bytes.fromhex("c1 01"))
+            await stream.aclose()
+
+
 async def test_custom_function_codes() -> None:
     async with TcpServer(context(), port=0, custom_pdu=[PING]) as server, TcpServer(context(), port=0) as plain:
         with anyio.fail_after(5):
@@ -655,6 +701,96 @@ async def test_connection_limit_refuse_policy(caplog: pytest.LogCaptureFixture) 
     assert "refusing" in caplog.text
 
 
+async def test_a_client_that_does_not_read_is_not_read_and_gets_every_answer_later() -> None:
+    # 60,000 requests of 12 bytes ask for 15 MB of answers, more than the
+    # socket buffers of both ends hold.  The server must stop reading that
+    # client rather than buffer its answers without bound, serve others
+    # meanwhile, and once the client reads (and has half-closed), send every
+    # answer in order, then close.
+    tids = range(1, 60001)
+    requests = b"".join(mbap(tid % 65536, bytes.fromhex("03 0000 007d")) for tid in tids)
+    answers = b"".join(mbap(tid % 65536, bytes.fromhex("03 fa") + bytes(250)) for tid in tids)
+    async with TcpServer(context(200), port=0) as server:
+        with anyio.fail_after(60):
+            greedy = socket.socket()
+            greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+            greedy.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                greedy.connect(("127.0.0.1", server.port))
+            await anyio.wait_writable(greedy)
+            sent = 0
+            while sent < len(requests):  # send what the kernel takes, until it takes nothing for a while
+                try:
+                    sent += greedy.send(requests[sent : sent + 65536])
+                except BlockingIOError:
+                    with anyio.move_on_after(0.5) as waited:
+                        await anyio.wait_writable(greedy)
+                    if waited.cancelled_caught:
+                        break
+            answered = -1
+            while answered != server.diagnostics.bus_message_count:  # until the server stops
+                answered = server.diagnostics.bus_message_count
+                await anyio.sleep(0.3)
+            assert answered < len(tids) // 2, "the server kept reading a client that reads nothing"
+            other = await connect(server.port)
+            assert not (await other.call(ReadHoldingRegisters(0, 1))).is_exception
+            await other.aclose()
+
+            received = bytearray()
+
+            async def read_everything() -> None:
+                while True:
+                    await anyio.wait_readable(greedy)
+                    data = greedy.recv(1 << 20)
+                    if not data:
+                        return
+                    received.extend(data)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(read_everything)
+                while sent < len(requests):
+                    await anyio.wait_writable(greedy)
+                    sent += greedy.send(requests[sent:])
+                greedy.shutdown(socket.SHUT_WR)
+            greedy.close()
+    assert len(received) == len(answers)
+    assert received == answers
+
+
+async def test_a_client_reset_while_its_async_handler_runs_costs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    # The connection is not read while its handler runs; the reset must not
+    # make the server spin on it meanwhile, nor log an error after.
+    caplog.set_level(logging.INFO, logger="modbus_anyio")
+    started, release = anyio.Event(), anyio.Event()
+
+    async def handler(request: Request, info: ConnectionInfo) -> Response:
+        started.set()
+        await release.wait()
+        return request.reply(ReadHoldingRegistersResponse((1,)))
+
+    async with TcpServer(handler, port=0) as server:
+        with anyio.fail_after(10):
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                client.connect(("127.0.0.1", server.port))
+            await anyio.wait_writable(client)
+            client.send(mbap(1, bytes.fromhex("03 0000 0001")))
+            await started.wait()
+            client.close()  # SO_LINGER 0: a reset
+            cpu = time.process_time()
+            await anyio.sleep(0.5)
+            assert time.process_time() - cpu < 0.25, "the server spun on the reset connection"
+            release.set()
+            while server.connections:
+                await anyio.sleep(0.01)
+            other = await connect(server.port)
+            assert (await other.call(ReadHoldingRegisters(0, 1))).pdu == ReadHoldingRegistersResponse((1,))
+            await other.aclose()
+    assert "ERROR" not in caplog.text
+
+
 async def test_nodelay_and_keepalive_are_on() -> None:
     seen: list[tuple[int, int]] = []
 
@@ -729,3 +865,4 @@ async def test_a_failing_connection_does_not_stop_the_server(caplog: pytest.LogC
             assert not (await client.call(ReadHoldingRegisters(0, 1))).is_exception
             await client.aclose()
     assert "factory bug" in caplog.text
+

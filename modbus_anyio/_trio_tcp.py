@@ -1,0 +1,367 @@
+"""The trio-native data path of plain TCP servers (where ``select.epoll`` exists).
+
+Trio's scheduler costs more per step than a whole Modbus request: with a task
+per connection waking once per request, the server answered 18-20k requests/s
+on the benchmark machine, and a canned answer through the same path 23k.  So
+one task of the server,
+the :class:`Reactor`, waits for an epoll object of its own to become
+readable (one trio wait for any number of ready connections), then reads,
+answers and writes every ready connection without blocking.  Connections
+still have a task each: it holds the connection's lifetime (closing the
+stream however the server ends) and does what may block, awaiting an async
+handler or pacing a paused :class:`~modbus_anyio.RawReply`, while the
+reactor leaves that connection unread, so that requests are answered in
+order.  The same server answers 24-28k requests/s this way (see
+``benchmarks/RESULTS.md``).
+
+Output that the socket does not take at once waits in the connection and
+stops its reading until it is written: a client that does not read its
+answers cannot make the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import math
+import select
+import socket
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+import trio
+import trio.lowlevel
+
+from modbus_core import RemoteProtocolError
+
+from ._server import _close_stream, _Record, _unblock
+
+if TYPE_CHECKING:
+    from ._handler import ConnectionInfo
+    from ._server import TcpServer
+    from ._session import Session
+
+__all__ = ["Reactor", "reactor_available"]
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+_READ = select.EPOLLIN if hasattr(select, "EPOLLIN") else 0
+_WRITE = select.EPOLLOUT if hasattr(select, "EPOLLOUT") else 0
+_BROKEN = (select.EPOLLERR | select.EPOLLHUP) if hasattr(select, "EPOLLERR") else 0
+_IDLE, _FRAME = 0, 1  # what a timer is for
+
+
+def reactor_available() -> bool:
+    """True where the reactor can run (Linux: epoll)."""
+    return hasattr(select, "epoll")
+
+
+class Connection(_Record):
+    """One plain TCP connection served by the :class:`Reactor`."""
+
+    __slots__ = (
+        "closing",
+        "drained",
+        "fd",
+        "frame_timer",
+        "idle_timer",
+        "interest",
+        "pending",
+        "reactor",
+        "sock",
+        "stopping",
+        "wakeup",
+    )
+
+    def __init__(
+        self, reactor: Reactor, sock: socket.socket, info: ConnectionInfo, session: Session, now: float
+    ) -> None:
+        self.reactor = reactor
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.info = info
+        self.session = session
+        self.last_activity = now
+        self.pending = b""  # output the socket has not taken yet
+        self.interest = 0  # the epoll events asked for now
+        self.closing = False
+        self.stopping = False  # shutdown: read no more
+        self.frame_timer = False
+        self.idle_timer = False
+        self.wakeup = trio.Event()  # the connection's task has something to do
+        self.drained: trio.Event | None = None  # set when the pending output is written
+
+    @property
+    def busy(self) -> bool:
+        return self.session.blocked is not None or bool(self.pending)
+
+    # -- _Record ---------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.reactor.forget(self)
+        self.wakeup.set()
+        if self.drained is not None:
+            self.drained.set()
+
+    def stop_reading(self) -> None:
+        self.stopping = True
+        self.update_interest()
+
+    # -- what the reactor calls ----------------------------------------------
+
+    def readable(self, now: float) -> None:
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            logger.info("%s: connection error: %s", self.info.peer, error)
+            self.close()
+            return
+        if not data:
+            # The client is done sending.  Nothing is left to write: a
+            # connection with output pending is not read.
+            self.close()
+            return
+        self.last_activity = now
+        session = self.session
+        try:
+            out = session.receive(data, now)
+        except RemoteProtocolError as error:
+            logger.info("%s: %s: closing", self.info.peer, error)
+            self.close()
+            return
+        if out:
+            self.write(out)
+        self.after_session()
+
+    def writable(self) -> None:
+        data = self.pending
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            logger.info("%s: connection error: %s", self.info.peer, error)
+            self.close()
+            return
+        self.pending = data[sent:]
+        if not self.pending:
+            if self.drained is not None:
+                self.drained.set()
+                self.drained = None
+            self.update_interest()
+
+    def timer(self, kind: int, now: float) -> None:
+        if kind == _IDLE:
+            self.idle_timer = False
+            timeout = self.reactor.idle_timeout
+            assert timeout is not None
+            if not self.busy and now - self.last_activity >= timeout:
+                logger.info("%s: idle for %.1f s: closing", self.info.peer, timeout)
+                self.close()
+            else:
+                self.idle_timer = True
+                self.reactor.schedule(max(now, self.last_activity) + timeout, self, _IDLE)
+            return
+        self.frame_timer = False
+        session = self.session
+        deadline = session.next_deadline()
+        if deadline is None or session.blocked is not None:
+            return
+        if now < deadline:
+            self.frame_timer = True
+            self.reactor.schedule(deadline, self, _FRAME)
+            return
+        try:
+            out = session.timeout(now)
+        except RemoteProtocolError as error:
+            logger.info("%s: %s: closing", self.info.peer, error)
+            self.close()
+            return
+        if out:
+            self.write(out)
+        self.after_session()
+
+    # -- internals ---------------------------------------------------------------
+
+    def after_session(self) -> None:
+        """After the session took input: hand blocked work to the task, or watch the frame deadline."""
+        if self.closing:
+            return
+        if self.session.blocked is not None:
+            self.update_interest()
+            self.wakeup.set()
+        elif not self.frame_timer:
+            deadline = self.session.next_deadline()
+            if deadline is not None:
+                self.frame_timer = True
+                self.reactor.schedule(deadline, self, _FRAME)
+
+    def write(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.pending:
+            self.pending += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            logger.info("%s: connection error: %s", self.info.peer, error)
+            self.close()
+            return
+        if sent < len(data):
+            self.pending = data[sent:]
+            self.update_interest()
+
+    def update_interest(self) -> None:
+        if self.closing:
+            return
+        if self.pending:
+            wanted = _WRITE
+        elif self.stopping or self.session.blocked is not None:
+            wanted = 0
+        else:
+            wanted = _READ
+        if wanted != self.interest:
+            self.interest = wanted
+            self.reactor.epoll.modify(self.fd, wanted)
+
+    async def send(self, data: bytes) -> None:
+        """Write *data* and wait until the socket took it (for the connection's task)."""
+        if data:
+            self.write(data)
+        if self.pending and not self.closing:
+            self.drained = drained = self.drained or trio.Event()
+            await drained.wait()
+        if self.closing:
+            raise anyio.BrokenResourceError
+
+    async def run(self) -> None:
+        """The connection's task: do the session's blocked work until the connection closes."""
+        session = self.session
+        while True:
+            await self.wakeup.wait()
+            self.wakeup = trio.Event()
+            if self.closing:
+                return
+            try:
+                while session.blocked is not None and not self.closing:
+                    out = await _unblock(session, self.send)
+                    if out:
+                        self.write(out)
+            except (anyio.BrokenResourceError, OSError):
+                return
+            if self.closing:
+                return
+            self.update_interest()
+            self.after_session()
+
+
+class Reactor:
+    """Reads, answers and writes every ready connection of one server from one task."""
+
+    def __init__(self, server: TcpServer) -> None:
+        self.server = server
+        self.idle_timeout = server.idle_timeout
+        self.epoll = select.epoll()
+        self.connections: dict[int, Connection] = {}
+        self._timers: list[tuple[float, int, Connection, int]] = []
+        self._order = itertools.count()
+        self._waiting: trio.CancelScope | None = None  # the reactor's wait, while it waits
+
+    async def run(self) -> None:
+        """Serve the connections until cancelled."""
+        epoll = self.epoll
+        connections = self.connections
+        timers = self._timers
+        clock = trio.current_time
+        wait_readable = trio.lowlevel.wait_readable
+        try:
+            while True:
+                # In a scope whose deadline schedule() may bring forward.
+                with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as self._waiting:
+                    await wait_readable(epoll)
+                self._waiting = None
+                now = clock()
+                for fd, events in epoll.poll(0):
+                    connection = connections.get(fd)
+                    if connection is None:
+                        continue
+                    try:
+                        if events & _WRITE:
+                            connection.writable()
+                        if events & ~_WRITE:
+                            if connection.interest & _READ:
+                                connection.readable(now)
+                            elif events & _BROKEN and not connection.closing:
+                                # Reset while not read (an async handler at work): epoll
+                                # reports it until the socket is unregistered.
+                                connection.close()
+                    except Exception as error:  # noqa: BLE001 - a bug costs this connection only
+                        self._failed(connection, error)
+                while timers and timers[0][0] <= now:
+                    _, _, connection, kind = heapq.heappop(timers)
+                    if not connection.closing:
+                        try:
+                            connection.timer(kind, now)
+                        except Exception as error:  # noqa: BLE001
+                            self._failed(connection, error)
+        finally:
+            for connection in list(connections.values()):
+                connection.close()
+            epoll.close()
+
+    async def serve(self, stream: anyio.abc.SocketStream, sock: socket.socket, peer: str, local: str) -> None:
+        """Serve one accepted connection until it closes (the connection's task)."""
+        server = self.server
+        framer = server._framer()
+        info = server._info(server.transport, peer, local, framer, None)
+        connection = Connection(self, sock, info, server._new_session(framer, info), trio.current_time())
+        try:
+            if not server._admit(connection):
+                await anyio.aclose_forcefully(stream)
+                return
+            server.hooks.connected(True, info)
+            try:
+                self.connections[connection.fd] = connection
+                connection.interest = _READ
+                self.epoll.register(connection.fd, _READ)
+                if self.idle_timeout is not None:
+                    connection.idle_timer = True
+                    self.schedule(connection.last_activity + self.idle_timeout, connection, _IDLE)
+                await connection.run()
+            finally:
+                connection.close()
+                server._forget(connection)
+                server.hooks.connected(False, info)
+        finally:
+            await _close_stream(stream)
+
+    def _failed(self, connection: Connection, error: Exception) -> None:
+        # A bug costs this connection, not every connection of the server.
+        logger.error("%s: a connection failed", self.server.name, exc_info=error)
+        connection.close()
+
+    def schedule(self, when: float, connection: Connection, kind: int) -> None:
+        if when < math.inf:
+            heapq.heappush(self._timers, (when, next(self._order), connection, kind))
+            waiting = self._waiting
+            if waiting is not None and when < waiting.deadline:
+                waiting.deadline = when
+
+    def forget(self, connection: Connection) -> None:
+        """Stop watching *connection* (it is closing)."""
+        if self.connections.get(connection.fd) is connection:
+            del self.connections[connection.fd]
+            with contextlib.suppress(OSError, ValueError):  # the reactor has ended
+                self.epoll.unregister(connection.fd)
