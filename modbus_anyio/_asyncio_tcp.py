@@ -203,6 +203,9 @@ class ModbusProtocol(asyncio.BufferedProtocol, _Record):
             logger.info("%s: %s: closing", self.info.peer, error)
             self.close()
             return
+        except Exception as error:  # noqa: BLE001 - a bug (in a framer, say) costs this connection only
+            self._failed(error)
+            return
         if out:
             self.write(out)
         if session.blocked is not None:
@@ -314,12 +317,19 @@ class ModbusProtocol(asyncio.BufferedProtocol, _Record):
             logger.info("%s: %s: closing", self.info.peer, error)
             self.close()
             return
+        except Exception as error:  # noqa: BLE001 - a bug (in a framer, say) costs this connection only
+            self._failed(error)
+            return
         if out:
             self.transport.write(out)  # type: ignore[union-attr]
         if session.blocked is not None:
             self._start_worker()
         elif session.next_deadline() is not None:
             self._arm_frame_timer()
+
+    def _failed(self, error: Exception) -> None:
+        logger.error("%s: a connection failed", self.server.name, exc_info=error)
+        self.close()
 
     def _check_idle(self) -> None:
         self.idle_timer = None

@@ -866,3 +866,22 @@ async def test_a_failing_connection_does_not_stop_the_server(caplog: pytest.LogC
             await client.aclose()
     assert "factory bug" in caplog.text
 
+
+async def test_a_framer_that_breaks_mid_stream_costs_its_connection_only(caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenFramer(MbapFramer):
+        def receive_data(self, data: bytes, now: float) -> None:
+            if b"boom" in data:
+                raise RuntimeError("framer bug")
+            super().receive_data(data, now)
+
+    caplog.set_level(logging.ERROR)
+    async with TcpServer(context(), port=0, framer=BrokenFramer) as server:
+        with anyio.fail_after(5):
+            other = await connect(server.port)
+            broken = await anyio.connect_tcp("127.0.0.1", server.port)
+            await broken.send(b"boom")
+            assert await read_all_until_closed(broken) == b""
+            assert not (await other.call(ReadHoldingRegisters(0, 1))).is_exception
+            await other.aclose()
+    assert "a connection failed" in caplog.text
+    assert "framer bug" in caplog.text
