@@ -11,7 +11,9 @@ server only:
 1. throughput: ``../shared/bench/run_tcp_bench.sh`` (loadgen on libmodbus)
    against each server (modbuskit on asyncio's own loop, on uvloop and on
    trio; and ``transport_ceiling.py``'s canned FC3 servers on an asyncio
-   Protocol, on uvloop and on anyio/trio: what the I/O path alone allows),
+   Protocol, on uvloop and on anyio/trio, and ``ceiling_epoll.py``'s on
+   trio: what the I/O path alone allows; pymodbus also with glibc's mmap
+   threshold raised, see ``GLIBC_TUNED``),
    FC3 x 10 and FC3 x 125 registers, 10 and 100 connections, one repetition
    per call, repeated ``--reps`` times;
 2. many idle connections: with ``--idle`` connections open and quiet, 10
@@ -56,6 +58,12 @@ def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
     return {
         "libmodbus": (base_port, [str(OUT / "libmodbus_server"), str(base_port)]),
         "pymodbus": (base_port + 1, [str(PYTHON), str(BENCH / "pymodbus_server.py"), "--port", str(base_port + 1)]),
+        # pymodbus reads through asyncio's Protocol: a new 256 KiB bytes object per read,
+        # which glibc serves with mmap/mremap/munmap unless its mmap threshold is raised.
+        "pymodbus-tuned": (
+            base_port + 8,
+            ["env", *GLIBC_TUNED, str(PYTHON), str(BENCH / "pymodbus_server.py"), "--port", str(base_port + 8)],
+        ),
         "modbuskit-asyncio": (base_port + 2, [*ours, "--port", str(base_port + 2), "--backend", "asyncio"]),
         "modbuskit-trio": (base_port + 3, [*ours, "--port", str(base_port + 3), "--backend", "trio"]),
         "modbuskit-uvloop": (base_port + 6, [*ours, "--port", str(base_port + 6), "--backend", "uvloop"]),
@@ -72,7 +80,15 @@ def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
             base_port + 7,
             [*ceiling, "uvloop", str(base_port + 7)],
         ),
+        # One task for every connection through its own epoll: the trio reactor's ceiling.
+        "ceiling-trio-epoll": (
+            base_port + 9,
+            [str(PYTHON), str(ROOT / "benchmarks" / "ceiling_epoll.py"), "trio", str(base_port + 9)],
+        ),
     }
+
+
+GLIBC_TUNED = ["MALLOC_MMAP_THRESHOLD_=1048576", "MALLOC_TRIM_THRESHOLD_=4194304"]
 
 
 def parse_line(line: str) -> dict[str, str]:
@@ -212,13 +228,14 @@ def report(rows: list[dict[str, str]], idle_rows: list[dict[str, object]], names
     lines = ["### Throughput (requests/s, median; p99 latency in microseconds)", ""]
     keys = sorted({(int(r["count"]), int(r["conns"])) for r in rows})
     ours = [name for name in names if name.startswith("modbuskit-")]
+    bases = [name for name in ("pymodbus", "pymodbus-tuned") if name in names]
     lines.append(
         "| FC3 registers | connections | "
         + " | ".join(names)
-        + "".join(f" | {name.removeprefix('modbuskit-')} / pymodbus" for name in ours)
+        + "".join(f" | {name.removeprefix('modbuskit-')} / {base}" for base in bases for name in ours)
         + " |"
     )
-    lines.append("|---:|---:|" + "---:|" * (len(names) + len(ours)))
+    lines.append("|---:|---:|" + "---:|" * (len(names) + len(ours) * len(bases)))
     medians: dict[tuple[str, int, int], float] = {}
     for count, conns in keys:
         cells = []
@@ -228,8 +245,11 @@ def report(rows: list[dict[str, str]], idle_rows: list[dict[str, object]], names
             p99 = median([float(r["p99_us"]) for r in picked])
             medians[(name, count, conns)] = rps
             cells.append(f"{rps:,.0f} (p99 {p99:,.0f})")
-        base = medians.get(("pymodbus", count, conns), float("nan"))
-        ratios = [medians.get((name, count, conns), float("nan")) / base for name in ours]
+        ratios = [
+            medians.get((name, count, conns), float("nan")) / medians.get((base, count, conns), float("nan"))
+            for base in bases
+            for name in ours
+        ]
         lines.append(f"| {count} | {conns} | " + " | ".join([*cells, *(f"{ratio:.1f}x" for ratio in ratios)]) + " |")
     lines += ["", "### 100 connections against 10 (same server, FC3 x 10)", ""]
     lines.append("| server | rps at 10 | rps at 100 | 100 / 10 |")
@@ -275,8 +295,8 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default=(
-            "libmodbus,pymodbus,modbuskit-asyncio,modbuskit-uvloop,modbuskit-trio,"
-            "ceiling-asyncio,ceiling-uvloop,ceiling-trio"
+            "libmodbus,pymodbus,pymodbus-tuned,modbuskit-asyncio,modbuskit-uvloop,modbuskit-trio,"
+            "ceiling-asyncio,ceiling-uvloop,ceiling-trio,ceiling-trio-epoll"
         ),
         help="comma-separated names",
     )
@@ -294,7 +314,7 @@ def main() -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     rows = throughput(names, args.base_port, args.secs, args.reps, "10 100", "fc3:0:10 fc3:0:125")
     # libmodbus' select() loop stops at FD_SETSIZE (1024); the ceilings are no servers.
-    idle_names = [name for name in names if name == "pymodbus" or name.startswith("modbuskit-")]
+    idle_names = [name for name in names if name.startswith(("pymodbus", "modbuskit-"))]
     idle_rows = idle_connections(idle_names, args.base_port, args.secs, args.reps, args.idle) if args.idle else []
     text = report(rows, idle_rows, names)
     load = os.getloadavg()
