@@ -20,11 +20,9 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, cast
 
-from modbus_core import RemoteProtocolError
-
 from ._net import format_address, set_stream_options
 from ._security import client_role
-from ._server import _Record
+from ._server import _fed, _Record
 from ._session import Session
 
 if TYPE_CHECKING:
@@ -197,14 +195,8 @@ class ModbusProtocol(asyncio.BufferedProtocol, _Record):
         now = self.clock()
         self.last_activity = now
         session = self.session
-        try:
-            out = session.receive(data, now)
-        except RemoteProtocolError as error:
-            logger.info("%s: %s: closing", self.info.peer, error)
-            self.close()
-            return
-        except Exception as error:  # noqa: BLE001 - a bug (in a framer, say) costs this connection only
-            self._failed(error)
+        out = _fed(self, session.receive, data, now)
+        if out is None:
             return
         if out:
             self.write(out)
@@ -311,14 +303,8 @@ class ModbusProtocol(asyncio.BufferedProtocol, _Record):
         if now < deadline:
             self.frame_timer = self.loop.call_at(deadline, self._frame_timeout)
             return
-        try:
-            out = session.timeout(now)
-        except RemoteProtocolError as error:
-            logger.info("%s: %s: closing", self.info.peer, error)
-            self.close()
-            return
-        except Exception as error:  # noqa: BLE001 - a bug (in a framer, say) costs this connection only
-            self._failed(error)
+        out = _fed(self, session.timeout, now)
+        if out is None:
             return
         if out:
             self.transport.write(out)  # type: ignore[union-attr]
@@ -326,10 +312,6 @@ class ModbusProtocol(asyncio.BufferedProtocol, _Record):
             self._start_worker()
         elif session.next_deadline() is not None:
             self._arm_frame_timer()
-
-    def _failed(self, error: Exception) -> None:
-        logger.error("%s: a connection failed", self.server.name, exc_info=error)
-        self.close()
 
     def _check_idle(self) -> None:
         self.idle_timer = None

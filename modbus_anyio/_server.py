@@ -120,6 +120,20 @@ class _Record:
         return self.session.blocked is not None
 
 
+def _fed(record: _Record, feed: Callable[..., bytes], *args: Any) -> bytes | None:
+    """Feed *record*'s session (*feed* is its ``receive`` or ``timeout``): the bytes to write,
+    or None once the connection is closed, after a protocol error or a bug (logged)."""
+    try:
+        return feed(*args)
+    except RemoteProtocolError as error:
+        logger.info("%s: %s: closing", record.info.peer, error)
+    except Exception:
+        # A bug (in a framer, say) costs this connection only.
+        logger.exception("%s: a connection failed", record.info.server)
+    record.close()
+    return None
+
+
 def _idle(record: _Record) -> bool:
     return not record.busy
 

@@ -35,9 +35,7 @@ import anyio.abc
 import trio
 import trio.lowlevel
 
-from modbus_core import RemoteProtocolError
-
-from ._server import _close_stream, _Record, _unblock
+from ._server import _close_stream, _fed, _Record, _unblock
 
 if TYPE_CHECKING:
     from ._handler import ConnectionInfo
@@ -122,8 +120,7 @@ class Connection(_Record):
         except BlockingIOError:
             return
         except OSError as error:
-            logger.info("%s: connection error: %s", self.info.peer, error)
-            self.close()
+            self.broken(error)
             return
         if not data:
             # The client is done sending.  Nothing is left to write: a
@@ -131,13 +128,7 @@ class Connection(_Record):
             self.close()
             return
         self.last_activity = now
-        session = self.session
-        try:
-            out = session.receive(data, now)
-        except RemoteProtocolError as error:
-            logger.info("%s: %s: closing", self.info.peer, error)
-            self.close()
-            return
+        out = _fed(self, self.session.receive, data, now)
         if out:
             self.write(out)
         self.after_session()
@@ -149,8 +140,7 @@ class Connection(_Record):
         except BlockingIOError:
             return
         except OSError as error:
-            logger.info("%s: connection error: %s", self.info.peer, error)
-            self.close()
+            self.broken(error)
             return
         self.pending = data[sent:]
         if not self.pending:
@@ -180,17 +170,16 @@ class Connection(_Record):
             self.frame_timer = True
             self.reactor.schedule(deadline, self, _FRAME)
             return
-        try:
-            out = session.timeout(now)
-        except RemoteProtocolError as error:
-            logger.info("%s: %s: closing", self.info.peer, error)
-            self.close()
-            return
+        out = _fed(self, session.timeout, now)
         if out:
             self.write(out)
         self.after_session()
 
     # -- internals ---------------------------------------------------------------
+
+    def broken(self, error: OSError) -> None:
+        logger.info("%s: connection error: %s", self.info.peer, error)
+        self.close()
 
     def after_session(self) -> None:
         """After the session took input: hand blocked work to the task, or watch the frame deadline."""
@@ -216,8 +205,7 @@ class Connection(_Record):
         except BlockingIOError:
             sent = 0
         except OSError as error:
-            logger.info("%s: connection error: %s", self.info.peer, error)
-            self.close()
+            self.broken(error)
             return
         if sent < len(data):
             self.pending = data[sent:]
