@@ -527,7 +527,7 @@ class _Api:
         def keep(call: CallRecord) -> bool:
             return (
                 (server is None or call.info.server == server)
-                and (unit is None or call.request.unit == unit)
+                and (unit is None or call.unit == unit)
                 and (function is None or call.function == function)
                 and (result is None or call.result == result)
             )

@@ -5,14 +5,26 @@ from __future__ import annotations
 import socket
 import struct
 import time
+import tracemalloc
 from typing import Any
 
 import anyio
 import pytest
 from pymodbus.exceptions import ModbusIOException
 
+from modbus_anyio import ConnectionInfo
 from modbus_anyio.simulator import Simulator
-from modbus_core import MbapFramer, ReadHoldingRegisters, ReadHoldingRegistersResponse
+from modbus_core import (
+    ExceptionCode,
+    MbapFramer,
+    ReadHoldingRegisters,
+    ReadHoldingRegistersResponse,
+    ReadWriteMultipleRegisters,
+    ReadWriteMultipleRegistersResponse,
+    Request,
+    WriteMultipleRegisters,
+    WriteMultipleRegistersResponse,
+)
 
 from .sim_support import http, modbus_address, modbus_client, running, small_config
 
@@ -257,3 +269,44 @@ async def test_tcp_udp_and_rtu_over_tcp_listeners_share_the_plant() -> None:
         servers = {call.info.server for call in simulator.recorder.calls()}
         assert servers == {"tcp", "udp", "rtu"}
         assert struct.unpack(">H", b"".join(chunk for _, chunk in tcp_reply)[:2]) == (2,)
+
+
+def test_kept_calls_carrying_registers_come_back_whole_and_hold_no_int_per_register() -> None:
+    info = ConnectionInfo("tcp", "127.0.0.1:50000", "127.0.0.1:502", server="plant", connection_id=1)
+    recorder = Simulator(small_config()).recorder
+    write = Request(WriteMultipleRegisters(7, tuple(range(1000, 1100))), 3, 41)
+    read = Request(ReadHoldingRegisters(0, 125), 3, 42)
+    both = Request(ReadWriteMultipleRegisters(0, 2, 5, (60000, 60001)), 4, 43)
+    calls = [
+        (write, write.reply(WriteMultipleRegistersResponse(7, 100))),
+        (read, read.reply(ReadHoldingRegistersResponse(tuple(range(40000, 40125))))),
+        (read, read.exception(ExceptionCode.ILLEGAL_DATA_ADDRESS)),
+        (both, both.reply(ReadWriteMultipleRegistersResponse((65535, 1)))),
+    ]
+    for request, response in calls:
+        recorder.record(1.0, 0.0, info, request, response)
+    kept = recorder.calls()
+    assert [(call.request, call.outcome) for call in kept] == calls
+    assert [(call.unit, call.function, call.result, call.exception_code) for call in kept] == [
+        (3, 16, "ok", None),
+        (3, 3, "ok", None),
+        (3, 3, "exception", 2),
+        (4, 23, "ok", None),
+    ]
+    assert [call["unit"] for call in (call.to_json() for call in kept)] == [3, 3, 3, 4]
+
+    # 10,000 calls of FC16 x 100 with values no cache holds: kept as objects
+    # they would hold a million ints (about 37 MB).
+    recorder = Simulator(small_config()).recorder
+    assert recorder.keep == 10000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(10000):
+            request = Request(WriteMultipleRegisters(0, tuple(range(n + 300, n + 400))), 1, n % 65536)
+            recorder.record(1.0, 0.0, info, request, request.reply(WriteMultipleRegistersResponse(0, 100)))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 6_000_000, held
+    assert recorder.calls()[-1].request.pdu == WriteMultipleRegisters(0, tuple(range(10299, 10399)))
