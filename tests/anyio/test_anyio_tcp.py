@@ -152,7 +152,7 @@ async def test_without_epoll_each_connection_task_serves_its_socket(monkeypatch:
     # to a task each reading and writing its socket: the same behaviour.
     monkeypatch.setattr("modbus_anyio._trio_tcp.reactor_available", lambda: False)
 
-    async def slow_first(request: Request, info: ConnectionInfo) -> Response | Awaitable[Response]:
+    def slow_first(request: Request, info: ConnectionInfo) -> Response | Awaitable[Response]:
         value = request.pdu.address  # type: ignore[attr-defined]
         if value:
             return request.reply(ReadHoldingRegistersResponse((value,)))
@@ -869,8 +869,8 @@ async def test_a_failing_connection_does_not_stop_the_server(caplog: pytest.LogC
 
 async def test_a_framer_that_breaks_mid_stream_costs_its_connection_only(caplog: pytest.LogCaptureFixture) -> None:
     class BrokenFramer(MbapFramer):
-        def receive_data(self, data: bytes, now: float) -> None:
-            if b"boom" in data:
+        def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+            if b"boom" in bytes(data):
                 raise RuntimeError("framer bug")
             super().receive_data(data, now)
 
