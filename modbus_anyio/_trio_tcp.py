@@ -14,6 +14,14 @@ reactor leaves that connection unread, so that requests are answered in
 order.  The same server answers 24-28k requests/s this way (see
 ``benchmarks/RESULTS.md``).
 
+Two things cost more in trio than they look: entering and leaving a
+``CancelScope`` (about 10 us here) and a wait (a pass through the
+scheduler).  So the connections' timers (idle, partial frame) have a task of
+their own, whose scope :meth:`Reactor.schedule` moves, and the reactor's
+wait needs none; and after a round the reactor looks again for ready
+connections before it waits, a few rounds at most, so that other tasks still
+get their turn.
+
 Output that the socket does not take at once waits in the connection and
 stops its reading until it is written: a client that does not read its
 answers cannot make the server buffer without bound.
@@ -47,6 +55,7 @@ __all__ = ["Reactor", "reactor_available"]
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+ROUNDS_PER_WAIT = 8  # rounds of ready connections served between two waits
 _READ = select.EPOLLIN if hasattr(select, "EPOLLIN") else 0
 _WRITE = select.EPOLLOUT if hasattr(select, "EPOLLOUT") else 0
 _BROKEN = (select.EPOLLERR | select.EPOLLHUP) if hasattr(select, "EPOLLERR") else 0
@@ -265,49 +274,68 @@ class Reactor:
         self.connections: dict[int, Connection] = {}
         self._timers: list[tuple[float, int, Connection, int]] = []
         self._order = itertools.count()
-        self._waiting: trio.CancelScope | None = None  # the reactor's wait, while it waits
+        self._waiting: trio.CancelScope | None = None  # the timer task's wait, while it waits
 
     async def run(self) -> None:
         """Serve the connections until cancelled."""
         epoll = self.epoll
-        connections = self.connections
-        timers = self._timers
         clock = trio.current_time
         wait_readable = trio.lowlevel.wait_readable
+        serve_ready = self._serve_ready
         try:
-            while True:
-                # In a scope whose deadline schedule() may bring forward.
-                with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as self._waiting:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._run_timers)
+                while True:
                     await wait_readable(epoll)
-                self._waiting = None
-                now = clock()
-                for fd, events in epoll.poll(0):
-                    connection = connections.get(fd)
-                    if connection is None:
-                        continue
-                    try:
-                        if events & _WRITE:
-                            connection.writable()
-                        if events & ~_WRITE:
-                            if connection.interest & _READ:
-                                connection.readable(now)
-                            elif events & _BROKEN and not connection.closing:
-                                # Reset while not read (an async handler at work): epoll
-                                # reports it until the socket is unregistered.
-                                connection.close()
-                    except Exception as error:  # noqa: BLE001 - a bug costs this connection only
-                        self._failed(connection, error)
-                while timers and timers[0][0] <= now:
-                    _, _, connection, kind = heapq.heappop(timers)
-                    if not connection.closing:
-                        try:
-                            connection.timer(kind, now)
-                        except Exception as error:  # noqa: BLE001
-                            self._failed(connection, error)
+                    # A wait costs a pass through trio's scheduler, more than
+                    # a request; answering clients have often sent again by
+                    # the time a round is done, so look again before waiting.
+                    for _ in range(ROUNDS_PER_WAIT):
+                        ready = epoll.poll(0)
+                        if not ready:
+                            break
+                        serve_ready(ready, clock())
         finally:
-            for connection in list(connections.values()):
+            for connection in list(self.connections.values()):
                 connection.close()
             epoll.close()
+
+    def _serve_ready(self, ready: list[tuple[int, int]], now: float) -> None:
+        connections = self.connections
+        for fd, events in ready:
+            connection = connections.get(fd)
+            if connection is None:
+                continue
+            try:
+                if events & _WRITE:
+                    connection.writable()
+                if events & ~_WRITE:
+                    if connection.interest & _READ:
+                        connection.readable(now)
+                    elif events & _BROKEN and not connection.closing:
+                        # Reset while not read (an async handler at work): epoll
+                        # reports it until the socket is unregistered.
+                        connection.close()
+            except Exception as error:  # noqa: BLE001 - a bug costs this connection only
+                self._failed(connection, error)
+
+    async def _run_timers(self) -> None:
+        """Fire the connections' timers (a task of its own: the reactor's wait needs no deadline)."""
+        timers = self._timers
+        clock = trio.current_time
+        while True:
+            # In a scope whose deadline schedule() may bring forward.
+            with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as self._waiting:
+                await trio.sleep_forever()
+            self._waiting = None
+            now = clock()
+            while timers and timers[0][0] <= now:
+                _, _, connection, kind = heapq.heappop(timers)
+                if not connection.closing:
+                    try:
+                        connection.timer(kind, now)
+                    except Exception as error:  # noqa: BLE001
+                        self._failed(connection, error)
 
     async def serve(self, stream: anyio.abc.SocketStream, sock: socket.socket, peer: str, local: str) -> None:
         """Serve one accepted connection until it closes (the connection's task)."""
