@@ -1,4 +1,6 @@
-"""The asyncio-native data path of the TCP and TLS servers.
+"""The asyncio-native data path of TLS servers, and of plain TCP where the reactor cannot run.
+
+(Plain TCP on Linux is served by ``_reactor``, on every loop.)
 
 One :class:`asyncio.BufferedProtocol` per connection: each read lands in a
 buffer the connections of a server share, and ``data_received`` feeds a copy

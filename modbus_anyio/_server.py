@@ -2,20 +2,24 @@
 
 Every server runs under asyncio or trio (anyio).  Listeners, task groups,
 cancellation and the lifecycle are anyio's; the data path is chosen by the
-running backend:
+transport, the platform and the running backend:
 
-* on asyncio, connections are :class:`asyncio.BufferedProtocol` objects
-  (``loop.create_server``): the core is fed from what each read brings and
-  synchronous answers are written at once, with no task per connection.
-  anyio's stream layer costs as much per request as all the Modbus work
-  (see ``benchmarks/README.md``), so this thinner path is worth having;
-* on trio, plain TCP connections are served by one reactor task per server
-  (``_trio_tcp``, where epoll exists); TLS, and any
-  :class:`anyio.abc.ByteStream` (``serve_stream``), are anyio streams served
-  by one task each.
+* plain TCP where epoll exists (Linux), on every loop: one reactor per
+  server (``_reactor``) reads, answers and writes every ready connection,
+  with no task switch per request;
+* otherwise on asyncio (TLS; plain TCP without epoll), connections are
+  :class:`asyncio.BufferedProtocol` objects (``loop.create_server``): the
+  core is fed from what each read brings and synchronous answers are
+  written at once, with no task per connection.  anyio's stream layer costs
+  as much per request as all the Modbus work (see ``benchmarks/README.md``),
+  so these thinner paths are worth having;
+* otherwise on trio (TLS; plain TCP without epoll), and for any
+  :class:`anyio.abc.ByteStream` (``serve_stream``), anyio streams served by
+  one task each.
 
-Both paths drive the same :class:`~modbus_anyio._session.Session`, so they
-behave the same; the tests run every server on both.
+Every path drives the same :class:`~modbus_anyio._session.Session`, so they
+behave the same; the tests run every server on each backend, and plain
+TCP on both of its paths.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ from ._session import (
 )
 
 if TYPE_CHECKING:
-    from ._trio_tcp import Reactor
+    from ._reactor import Reactor
     from .compat import ModbusDeviceIdentification
 
 __all__ = ["ConnectionPolicy", "ServerBase", "TcpServer", "TlsServer", "serve_stream", "serve_tcp", "serve_tls"]
@@ -326,6 +330,11 @@ class TcpServer(SocketAddresses, ServerBase):
     async def _prepare(self) -> None:
         sockets = self._sockets = self._bind(socket.SOCK_STREAM, self.backlog)
         context = self._ssl_context()
+        self._reactor = None
+        from ._reactor import reactor_available
+
+        if context is None and reactor_available():
+            return  # the reactor serves plain TCP on every loop (see _open)
         if _current_backend_is_asyncio() and (
             # Our TLS handshake needs the new connection not to be read before
             # it starts: asyncio's own loop keeps a transport paused from
@@ -338,18 +347,24 @@ class TcpServer(SocketAddresses, ServerBase):
             self._asyncio_servers = await start_asyncio_servers(self, sockets, context)
 
     async def _open(self, task_group: anyio.abc.TaskGroup) -> None:
-        if not self._asyncio_servers:
-            self._reactor = None
-            if self._ssl_context() is None and not _current_backend_is_asyncio():
-                from ._trio_tcp import Reactor, reactor_available
+        if self._asyncio_servers:
+            return
+        from ._reactor import Reactor, reactor_available
 
-                if reactor_available():
-                    self._reactor = Reactor(self)
-                    task_group.start_soon(self._reactor.run)
-            for sock in self._sockets:
-                listener = await anyio.abc.SocketListener.from_socket(sock)
-                self._listeners.append(listener)
-                task_group.start_soon(self._accept, listener, task_group)
+        if self._ssl_context() is None and reactor_available():
+            self._reactor = Reactor(self)
+            task_group.start_soon(self._reactor.run)
+            if _current_backend_is_asyncio():
+                # anyio's streams on asyncio read through a transport of their
+                # own: the reactor's sockets are accepted by hand.
+                for sock in self._sockets:
+                    sock.setblocking(False)
+                    task_group.start_soon(self._accept_sockets, sock, task_group)
+                return
+        for sock in self._sockets:
+            listener = await anyio.abc.SocketListener.from_socket(sock)
+            self._listeners.append(listener)
+            task_group.start_soon(self._accept, listener, task_group)
 
     def _handshake_timeout(self) -> float:
         return 10.0
@@ -369,6 +384,39 @@ class TcpServer(SocketAddresses, ServerBase):
                     await anyio.sleep(0.5)
                     continue
                 task_group.start_soon(self._serve_guarded, stream)
+
+    async def _accept_sockets(self, listener: socket.socket, task_group: anyio.abc.TaskGroup) -> None:
+        # The reactor's accept loop on asyncio.
+        loop = asyncio.get_running_loop()
+        with anyio.CancelScope() as scope:
+            self._accept_scopes.append(scope)
+            while True:
+                try:
+                    sock, _ = await loop.sock_accept(listener)
+                except OSError as error:
+                    if listener.fileno() < 0:
+                        return  # closed
+                    logger.warning("%s: accept failed: %s", self.name, error)
+                    await anyio.sleep(0.5)
+                    continue
+                task_group.start_soon(self._serve_socket, sock)
+
+    async def _serve_socket(self, sock: socket.socket) -> None:
+        assert self._reactor is not None
+        try:
+            sock.setblocking(False)
+            set_stream_options(sock, self.keepalive)
+            peer = format_address(sock.getpeername())
+            local = format_address(sock.getsockname())
+        except OSError as error:  # reset before we looked
+            logger.info("%s: connection lost at accept: %s", self.name, error)
+            sock.close()
+            return
+        try:
+            await self._reactor.serve(None, sock, peer, local)
+        except Exception:
+            logger.exception("%s: a connection failed", self.name)
+            sock.close()
 
     async def _serve_guarded(self, stream: anyio.abc.SocketStream) -> None:
         # One connection's failure (a bug, a hook that raises) must not end

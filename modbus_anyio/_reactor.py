@@ -1,18 +1,19 @@
-"""The trio-native data path of plain TCP servers (where ``select.epoll`` exists).
+"""The data path of plain TCP servers where ``select.epoll`` exists (Linux), on every loop.
 
-Trio's scheduler costs more per step than a whole Modbus request: with a task
-per connection waking once per request, the server answered 18-20k requests/s
-on the benchmark machine, and a canned answer through the same path 23k.  So
-one task of the server,
-the :class:`Reactor`, waits for an epoll object of its own to become
-readable (one trio wait for any number of ready connections), then reads,
-answers and writes every ready connection without blocking.  Connections
-still have a task each: it holds the connection's lifetime (closing the
-stream however the server ends) and does what may block, awaiting an async
-handler or pacing a paused :class:`~modbus_anyio.RawReply`, while the
-reactor leaves that connection unread, so that requests are answered in
-order.  The same server answers 24-28k requests/s this way (see
-``benchmarks/RESULTS.md``).
+One part of the server, the :class:`Reactor`, watches an epoll object of
+its own that holds every connection: asyncio's loop calls it back when the
+object is readable, and on trio one task waits for that.  It then reads,
+answers and writes every ready connection without blocking, with no task
+switch per request.  Connections still have a task each: it holds the
+connection's lifetime (closing the socket however the server ends) and does
+what may block, awaiting an async handler or pacing a paused
+:class:`~modbus_anyio.RawReply`, while the reactor leaves that connection
+unread, so that requests are answered in order.
+
+Why: on trio a task per connection waking once per request answered 18-20k
+requests/s on the benchmark machine (a canned answer through the same path
+23k); on asyncio's own loop, a protocol per connection answered 22-27k.
+The reactor answers about 30k on both (see ``benchmarks/RESULTS.md``).
 
 Two things cost more in trio than they look: entering and leaving a
 ``CancelScope`` (about 10 us here) and a wait (a pass through the
@@ -29,6 +30,7 @@ answers cannot make the server buffer without bound.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
 import itertools
@@ -40,10 +42,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
-import trio
-import trio.lowlevel
 
-from ._server import _close_stream, _fed, _Record, _unblock
+from ._server import _close_stream, _current_backend_is_asyncio, _fed, _Record, _unblock, event_loop_clock
 
 if TYPE_CHECKING:
     from ._handler import ConnectionInfo
@@ -99,8 +99,8 @@ class Connection(_Record):
         self.stopping = False  # shutdown: read no more
         self.frame_timer = False
         self.idle_timer = False
-        self.wakeup = trio.Event()  # the connection's task has something to do
-        self.drained: trio.Event | None = None  # set when the pending output is written
+        self.wakeup = anyio.Event()  # the connection's task has something to do
+        self.drained: anyio.Event | None = None  # set when the pending output is written
 
     @property
     def busy(self) -> bool:
@@ -238,7 +238,7 @@ class Connection(_Record):
         if data:
             self.write(data)
         if self.pending and not self.closing:
-            self.drained = drained = self.drained or trio.Event()
+            self.drained = drained = self.drained or anyio.Event()
             await drained.wait()
         if self.closing:
             raise anyio.BrokenResourceError
@@ -248,7 +248,7 @@ class Connection(_Record):
         session = self.session
         while True:
             await self.wakeup.wait()
-            self.wakeup = trio.Event()
+            self.wakeup = anyio.Event()
             if self.closing:
                 return
             try:
@@ -272,33 +272,50 @@ class Reactor:
         self.idle_timeout = server.idle_timeout
         self.epoll = select.epoll()
         self.connections: dict[int, Connection] = {}
+        self.clock = event_loop_clock()
         self._timers: list[tuple[float, int, Connection, int]] = []
         self._order = itertools.count()
-        self._waiting: trio.CancelScope | None = None  # the timer task's wait, while it waits
+        self._waiting: anyio.CancelScope | None = None  # the timer task's wait, while it waits
 
     async def run(self) -> None:
         """Serve the connections until cancelled."""
         epoll = self.epoll
-        clock = trio.current_time
-        wait_readable = trio.lowlevel.wait_readable
-        serve_ready = self._serve_ready
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._run_timers)
-                while True:
-                    await wait_readable(epoll)
-                    # A wait costs a pass through trio's scheduler, more than
-                    # a request; answering clients have often sent again by
-                    # the time a round is done, so look again before waiting.
-                    for _ in range(ROUNDS_PER_WAIT):
-                        ready = epoll.poll(0)
-                        if not ready:
-                            break
-                        serve_ready(ready, clock())
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(self._run_timers)
+                if _current_backend_is_asyncio():
+                    # The loop calls back when the epoll object is readable: no task switch.
+                    loop = asyncio.get_running_loop()
+                    loop.add_reader(epoll.fileno(), self._serve)
+                    try:
+                        await anyio.sleep_forever()
+                    finally:
+                        loop.remove_reader(epoll.fileno())
+                else:
+                    import trio.lowlevel
+
+                    wait_readable = trio.lowlevel.wait_readable
+                    serve = self._serve
+                    while True:
+                        await wait_readable(epoll)
+                        serve()
         finally:
             for connection in list(self.connections.values()):
                 connection.close()
             epoll.close()
+
+    def _serve(self) -> None:
+        # A wait costs a pass through the event loop, more than a request;
+        # answered clients have often sent again by the time a round is done,
+        # so look again before waiting.
+        epoll = self.epoll
+        serve_ready = self._serve_ready
+        clock = self.clock
+        for _ in range(ROUNDS_PER_WAIT):
+            ready = epoll.poll(0)
+            if not ready:
+                break
+            serve_ready(ready, clock())
 
     def _serve_ready(self, ready: list[tuple[int, int]], now: float) -> None:
         connections = self.connections
@@ -322,11 +339,11 @@ class Reactor:
     async def _run_timers(self) -> None:
         """Fire the connections' timers (a task of its own: the reactor's wait needs no deadline)."""
         timers = self._timers
-        clock = trio.current_time
+        clock = self.clock
         while True:
             # In a scope whose deadline schedule() may bring forward.
-            with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as self._waiting:
-                await trio.sleep_forever()
+            with anyio.CancelScope(deadline=timers[0][0] if timers else math.inf) as self._waiting:
+                await anyio.sleep_forever()
             self._waiting = None
             now = clock()
             while timers and timers[0][0] <= now:
@@ -337,15 +354,20 @@ class Reactor:
                     except Exception as error:  # noqa: BLE001
                         self._failed(connection, error)
 
-    async def serve(self, stream: anyio.abc.SocketStream, sock: socket.socket, peer: str, local: str) -> None:
-        """Serve one accepted connection until it closes (the connection's task)."""
+    async def serve(
+        self, stream: anyio.abc.SocketStream | None, sock: socket.socket, peer: str, local: str
+    ) -> None:
+        """Serve one accepted connection until it closes (the connection's task).
+
+        *sock* is the connection's socket, and *stream* the anyio stream
+        around it, if any (closed at the end; else *sock* is).
+        """
         server = self.server
         framer = server._framer()
         info = server._info(server.transport, peer, local, framer, None)
-        connection = Connection(self, sock, info, server._new_session(framer, info), trio.current_time())
+        connection = Connection(self, sock, info, server._new_session(framer, info), self.clock())
         try:
             if not server._admit(connection):
-                await anyio.aclose_forcefully(stream)
                 return
             server.hooks.connected(True, info)
             try:
@@ -361,7 +383,10 @@ class Reactor:
                 server._forget(connection)
                 server.hooks.connected(False, info)
         finally:
-            await _close_stream(stream)
+            if stream is not None:
+                await _close_stream(stream)
+            else:
+                sock.close()
 
     def _failed(self, connection: Connection, error: Exception) -> None:
         # A bug costs this connection, not every connection of the server.
