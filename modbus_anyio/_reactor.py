@@ -354,9 +354,7 @@ class Reactor:
                     except Exception as error:  # noqa: BLE001
                         self._failed(connection, error)
 
-    async def serve(
-        self, stream: anyio.abc.SocketStream | None, sock: socket.socket, peer: str, local: str
-    ) -> None:
+    async def serve(self, stream: anyio.abc.SocketStream | None, sock: socket.socket, peer: str, local: str) -> None:
         """Serve one accepted connection until it closes (the connection's task).
 
         *sock* is the connection's socket, and *stream* the anyio stream
