@@ -112,7 +112,7 @@ class CallRecord:
         duration: float,
         info: ConnectionInfo,
         request: Request | _Packed,
-        outcome: HandlerResult | _Packed,
+        outcome: HandlerResult | _Packed | bytes,
         fault: int | None,
     ) -> None:
         self.id = call_id
@@ -133,7 +133,11 @@ class CallRecord:
     @property
     def outcome(self) -> HandlerResult:
         outcome = self._outcome
-        if isinstance(outcome, _Packed):
+        if isinstance(outcome, bytes):
+            # The answer to this call's request, kept as its PDU (see CallRecorder.record).
+            request = self._request
+            outcome = self._outcome = Response(_STANDARD.decode_response(outcome), request.unit, request.transaction_id)
+        elif isinstance(outcome, _Packed):
             outcome = self._outcome = outcome.unpacked_response()
         return outcome
 
@@ -163,7 +167,7 @@ class CallRecord:
             return "no_answer"
         if isinstance(outcome, RawReply):
             return "raw"
-        if isinstance(outcome, _Packed):
+        if isinstance(outcome, bytes | _Packed):
             return "ok"  # only answers carrying registers are kept packed
         return "exception" if isinstance(outcome.pdu, ExceptionResponse) else "ok"
 
@@ -218,7 +222,10 @@ class _Packed:
     by default hold a million int objects (44 MB); as bytes, under 6 MB.
     Encoding 100 registers costs about 2 us, which fewer live objects about
     pay back (a call kept costs 3-4 us a request either way).  The PDU is
-    decoded again only when someone reads the call.
+    decoded again only when someone reads the call.  An answer with its
+    request's unit and transaction id (every answer of the datastore) is
+    kept as the PDU's bytes alone, with no object around them: that saves
+    about 0.7 us a request.
     """
 
     __slots__ = ("data", "transaction_id", "unit")
@@ -243,7 +250,7 @@ _PACKED_RESPONSES = frozenset(
 )
 
 _Entry: TypeAlias = tuple[
-    int, float, float, ConnectionInfo, "Request | _Packed", "HandlerResult | _Packed", "int | None"
+    int, float, float, ConnectionInfo, "Request | _Packed", "HandlerResult | _Packed | bytes", "int | None"
 ]
 
 
@@ -275,11 +282,15 @@ class CallRecorder:
     ) -> None:
         self.last_id = call_id = self.last_id + 1
         kept_request: Request | _Packed = request
-        kept_outcome: HandlerResult | _Packed = outcome
+        kept_outcome: HandlerResult | _Packed | bytes = outcome
         if request.pdu.__class__ in _PACKED_REQUESTS:
             kept_request = _Packed(request.pdu.encode(), request.unit, request.transaction_id)
-        if isinstance(outcome, Response) and outcome.pdu.__class__ in _PACKED_RESPONSES:
-            kept_outcome = _Packed(outcome.pdu.encode(), outcome.unit, outcome.transaction_id)
+        if type(outcome) is Response and outcome.pdu.__class__ in _PACKED_RESPONSES:
+            if outcome.unit == request.unit and outcome.transaction_id == request.transaction_id:
+                # Its PDU alone, as bytes (no object to make): the request has the rest.
+                kept_outcome = outcome.pdu.encode()
+            else:
+                kept_outcome = _Packed(outcome.pdu.encode(), outcome.unit, outcome.transaction_id)
         self._calls.append((call_id, started, duration, info, kept_request, kept_outcome, fault))
 
     def clear(self) -> None:

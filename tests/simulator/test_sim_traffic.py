@@ -22,6 +22,7 @@ from modbus_core import (
     ReadWriteMultipleRegisters,
     ReadWriteMultipleRegistersResponse,
     Request,
+    Response,
     WriteMultipleRegisters,
     WriteMultipleRegistersResponse,
 )
@@ -282,6 +283,8 @@ def test_kept_calls_carrying_registers_come_back_whole_and_hold_no_int_per_regis
         (read, read.reply(ReadHoldingRegistersResponse(tuple(range(40000, 40125))))),
         (read, read.exception(ExceptionCode.ILLEGAL_DATA_ADDRESS)),
         (both, both.reply(ReadWriteMultipleRegistersResponse((65535, 1)))),
+        # A handler may answer under another unit or transaction id: kept whole as well.
+        (read, Response(ReadHoldingRegistersResponse((7, 8)), 9, 99)),
     ]
     for request, response in calls:
         recorder.record(1.0, 0.0, info, request, response)
@@ -292,8 +295,9 @@ def test_kept_calls_carrying_registers_come_back_whole_and_hold_no_int_per_regis
         (3, 3, "ok", None),
         (3, 3, "exception", 2),
         (4, 23, "ok", None),
+        (3, 3, "ok", None),
     ]
-    assert [call["unit"] for call in (call.to_json() for call in kept)] == [3, 3, 3, 4]
+    assert [call["unit"] for call in (call.to_json() for call in kept)] == [3, 3, 3, 4, 3]
 
     # 10,000 calls of FC16 x 100 with values no cache holds: kept as objects
     # they would hold a million ints (about 37 MB).
