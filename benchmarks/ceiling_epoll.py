@@ -3,7 +3,7 @@
 
 usage: ceiling_epoll.py asyncio|trio PORT
 
-What modbus_anyio's trio reactor (``modbus_anyio/_trio_tcp.py``) does, minus
+What modbus_anyio's reactor (``modbus_anyio/_reactor.py``) does, minus
 the Modbus work: the peer of ``../shared/bench/transport_ceiling.py``, whose
 trio ceiling is a task per connection on anyio streams.  Answers FC3 from a
 canned table of 10000 registers, any unit; binds 127.0.0.1 (Linux only).

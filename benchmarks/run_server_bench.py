@@ -80,7 +80,7 @@ def servers(base_port: int) -> dict[str, tuple[int, list[str]]]:
             base_port + 7,
             [*ceiling, "uvloop", str(base_port + 7)],
         ),
-        # One task for every connection through its own epoll: the trio reactor's ceiling.
+        # One task for every connection through its own epoll: the reactor's ceiling on trio.
         "ceiling-trio-epoll": (
             base_port + 9,
             [str(PYTHON), str(ROOT / "benchmarks" / "ceiling_epoll.py"), "trio", str(base_port + 9)],
