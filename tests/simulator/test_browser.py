@@ -8,6 +8,7 @@ MODBUSKIT_SCREENSHOTS=1 is set.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -207,6 +208,34 @@ def test_injecting_a_fault_on_the_page_reaches_a_modbus_client(
     rules.first.get_by_role("button").click()
     expect(rules.first).to_contain_text("ended (removed)")
     assert simulator.faults.rules == []
+
+
+def test_heavy_traffic_keeps_the_traffic_table_short_and_redraws_it_every_two_seconds(
+    page: Any, simulator: Simulator
+) -> None:
+    page.goto("/calls")
+    page.wait_for_selector("#live.connected")
+    # Each redraw changes the table's rows in one task: one observer call, timed.
+    page.evaluate(
+        """() => {
+            window.redraws = [];
+            new MutationObserver(() => window.redraws.push(performance.now()))
+                .observe(document.querySelector("#calls tbody"), { childList: true });
+        }"""
+    )
+    deadline = time.monotonic() + 30
+    with modbus_client(modbus(simulator)) as client:
+        # Far more than the 50 calls a redraw shows, until four redraws have happened.
+        while page.evaluate("window.redraws.length") < 4 and time.monotonic() < deadline:
+            for _ in range(100):
+                assert not client.read_holding_registers(0, count=1, device_id=1).isError()
+    redraws = page.evaluate("window.redraws")
+    assert len(redraws) >= 4, redraws
+    assert page.locator("#calls tbody tr").count() == 100
+    playwright_sync.expect(page.locator("#traffic-summary")).to_contain_text("not shown: too fast")
+    # The first redraw after a quiet time comes at once; once the calls outpace it, every 2 s.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(redraws[1:])]
+    assert all(gap >= 1900 for gap in gaps), gaps
 
 
 def test_log_and_server_pages(page: Any, simulator: Simulator, screenshots: Path) -> None:
