@@ -290,12 +290,21 @@ def _device_read_discrete_inputs(device: Device, pdu: Any) -> ResponsePdu:
     return _make_discrete_inputs_response(device.discrete_inputs.read(pdu.address, pdu.count))
 
 
+# Register reads answer with their encoding made from the table's bytes (see _Encoded).
+_HOLDING_HEADS = tuple(bytes((0x03, 2 * count)) for count in range(126))
+_INPUT_HEADS = tuple(bytes((0x04, 2 * count)) for count in range(126))
+
+
 def _device_read_holding(device: Device, pdu: Any) -> ResponsePdu:
-    return _make_holding_response(device.holding_registers.read(pdu.address, pdu.count))
+    count = pdu.count
+    registers, data = device.holding_registers._read_encoded(pdu.address, count)
+    return _make_holding_response(registers, _HOLDING_HEADS[count] + data)
 
 
 def _device_read_input(device: Device, pdu: Any) -> ResponsePdu:
-    return _make_input_response(device.input_registers.read(pdu.address, pdu.count))
+    count = pdu.count
+    registers, data = device.input_registers._read_encoded(pdu.address, count)
+    return _make_input_response(registers, _INPUT_HEADS[count] + data)
 
 
 def _device_write_coil(device: Device, pdu: Any) -> ResponsePdu:

@@ -208,6 +208,11 @@ def _decode_write_multiple_coils(pdu: bytes) -> RequestPdu:
     return _make_write_coils(address, unpack_bits(pdu[6:], count))
 
 
+def _kept(pdu: bytes) -> bytes | None:
+    """What a decoded PDU may keep as its encoding: *pdu* if it is bytes, which nobody can change."""
+    return pdu if pdu.__class__ is bytes else None
+
+
 _make_write_registers = _unchecked(WriteMultipleRegisters)
 
 
@@ -220,7 +225,7 @@ def _decode_write_multiple_registers(pdu: bytes) -> RequestPdu:
         raise _Malformed(f"quantity {count} outside 1..123")
     if byte_count != 2 * count or len(pdu) != 6 + byte_count:
         raise _Malformed(f"byte count {byte_count} does not fit quantity {count}")
-    return _make_write_registers(address, _WORDS[count].unpack_from(pdu, 6))
+    return _make_write_registers(address, _WORDS[count].unpack_from(pdu, 6), _kept(pdu))
 
 
 _make_reference = _unchecked(FileRecordReference)
@@ -311,7 +316,7 @@ def _decode_read_write(pdu: bytes) -> RequestPdu:
     if byte_count != 2 * write_count or len(pdu) != 10 + byte_count:
         raise _Malformed(f"byte count {byte_count} does not fit write quantity {write_count}")
     values = _WORDS[write_count].unpack_from(pdu, 10)
-    return _make_read_write(read_address, read_count, write_address, values)
+    return _make_read_write(read_address, read_count, write_address, values, _kept(pdu))
 
 
 _make_fifo = _unchecked(ReadFifoQueue)
@@ -360,7 +365,7 @@ def _registers_response_decoder(cls: type[ResponsePdu]) -> Callable[[bytes], Res
     def decode(pdu: bytes) -> ResponsePdu:
         if len(pdu) < 4 or len(pdu) != 2 + pdu[1] or pdu[1] & 1 or pdu[1] > 250:
             raise _Malformed("byte count does not match the PDU or is not an even 2..250")
-        return make(_WORDS[pdu[1] >> 1].unpack_from(pdu, 2))
+        return make(_WORDS[pdu[1] >> 1].unpack_from(pdu, 2), _kept(pdu))
 
     return decode
 

@@ -220,9 +220,9 @@ class _Packed:
 
     Kept as objects, the 10,000 calls of FC16 x 100 that the recorder keeps
     by default hold a million int objects (44 MB); as bytes, under 6 MB.
-    Encoding 100 registers costs about 2 us, which fewer live objects about
-    pay back (a call kept costs 3-4 us a request either way).  The PDU is
-    decoded again only when someone reads the call.  An answer with its
+    The bytes are usually free: a request decoded from the wire and the
+    datastore's answer to a read keep their encoding.  The PDU is decoded
+    again only when someone reads the call.  An answer with its
     request's unit and transaction id (every answer of the datastore) is
     kept as the PDU's bytes alone, with no object around them: that saves
     about 0.7 us a request.

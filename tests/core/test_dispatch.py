@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modbus_core import (
     BitTable,
@@ -121,6 +123,31 @@ def test_read_input_registers_returns_the_stored_values(dispatcher: Dispatcher) 
 def test_a_read_of_125_registers_returns_them_all() -> None:
     dispatcher = Dispatcher(Device(holding_registers=list(range(200))))
     assert answer(dispatcher, ReadHoldingRegisters(75, 125)) == ReadHoldingRegistersResponse(tuple(range(75, 200)))
+
+
+@given(
+    st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=300),
+    st.integers(0, 299),
+    st.integers(1, 125),
+    st.sampled_from(
+        [(ReadHoldingRegisters, ReadHoldingRegistersResponse), (ReadInputRegisters, ReadInputRegistersResponse)]
+    ),
+)
+def test_register_reads_encode_as_the_registers_they_read(
+    values: list[int], address: int, count: int, classes: tuple[type[RequestPdu], type[ResponsePdu]]
+) -> None:
+    # The device's answers are encoded from the table's memory (see _Encoded):
+    # the same bytes as an answer made from the values.
+    request_cls, response_cls = classes
+    dispatcher = Dispatcher(Device(holding_registers=values, input_registers=values))
+    request = request_cls(address, count)  # type: ignore[call-arg]
+    response = answer(dispatcher, request)
+    if address + count > len(values):
+        assert response == ExceptionResponse(request.function_code, ExceptionCode.ILLEGAL_DATA_ADDRESS)
+        return
+    expected = response_cls(tuple(values[address : address + count]))  # type: ignore[call-arg]
+    assert response == expected
+    assert response.encode() == expected.encode()
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ specification's limits on construction."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import pickle
@@ -364,6 +365,30 @@ def test_pdus_are_frozen_hashable_and_picklable() -> None:
         decoded.count = 3  # type: ignore[attr-defined]
     assert pickle.loads(pickle.dumps(decoded)) == decoded
     assert not hasattr(decoded, "__dict__")
+
+
+@pytest.mark.parametrize(
+    ("decode", "pdu"),
+    [
+        (TABLE.decode_request, WriteMultipleRegisters(16, (1, 0xFFFE)).encode()),
+        (TABLE.decode_request, ReadWriteMultipleRegisters(0, 2, 10, (255,)).encode()),
+        (TABLE.decode_response, ReadHoldingRegistersResponse((1, 0xFFFE)).encode()),
+        (TABLE.decode_response, ReadInputRegistersResponse((0x0102,)).encode()),
+        (TABLE.decode_response, ReadWriteMultipleRegistersResponse((0xABCD,)).encode()),
+    ],
+)
+def test_pdus_carrying_registers_encode_as_decoded_and_copies_too(decode: Any, pdu: bytes) -> None:
+    # They keep the bytes they were decoded from; copies, which do not, pack again.
+    decoded = decode(pdu)
+    assert decoded.encode() == pdu
+    for duplicate in (pickle.loads(pickle.dumps(decoded)), dataclasses.replace(decoded), copy.copy(decoded)):
+        assert duplicate == decoded
+        assert duplicate.encode() == pdu
+    # A buffer that may change afterwards is not kept.
+    buffer = bytearray(pdu)
+    from_buffer = decode(buffer)
+    buffer[-1] ^= 0xFF
+    assert from_buffer.encode() == pdu
 
 
 def test_base_pdu_has_no_encoding() -> None:

@@ -336,9 +336,11 @@ def test_any_bytes_decode_to_a_request_a_server_can_answer(data: bytes) -> None:
         assert decoded.exception_code in (1, 3)
         assert decoded.encode() == data or data == b""
         return
-    # A decoded request is valid, and the bytes were its only encoding.
+    # A decoded request is valid, and the bytes were its only encoding (also
+    # for a copy, which does not keep the bytes it came from).
     assert dataclasses.replace(decoded) == decoded  # type: ignore[type-var]
     assert decoded.encode() == data
+    assert dataclasses.replace(decoded).encode() == data  # type: ignore[type-var]
 
 
 @CHEAP
@@ -350,6 +352,7 @@ def test_any_bytes_decode_to_a_response_or_a_remote_protocol_error(data: bytes) 
         return
     assert dataclasses.replace(decoded) == decoded  # type: ignore[type-var]
     encoded = decoded.encode()
+    assert dataclasses.replace(decoded).encode() == encoded  # type: ignore[type-var]
     if isinstance(decoded, ReportServerIdResponse):
         # Any run indicator but 0x00 reads as on, which encodes as 0xFF.
         assert encoded[3] in (0x00, 0xFF)
