@@ -328,7 +328,12 @@ class _Table(Generic[_V]):
         Observers are called after the write; if one raises, the write
         stays done and the error propagates once every observer was called.
         """
-        storage = self._storage(values)
+        self._store(address, self._storage(values), force, None)
+
+    def _store(
+        self, address: int, storage: list[bool] | array[int], force: bool, values: tuple[int, ...] | None
+    ) -> None:
+        """:meth:`write` of values already in the table's form; *values*: the same as a tuple, if at hand."""
         count = len(storage)
         with self.lock:
             found = self._locate(address, count)
@@ -337,7 +342,7 @@ class _Table(Generic[_V]):
             block, offset = found
             block[offset : offset + count] = storage  # type: ignore[assignment]
             if self._observers:
-                _call_observers(self._observers, Change(self.kind, address, tuple(storage)))
+                _call_observers(self._observers, Change(self.kind, address, values or tuple(storage)))
 
     def subscribe(self, observer: Observer, address: int = 0, count: int = ADDRESS_SPACE) -> Subscription:
         """Call ``observer(change)`` after every write touching ``address..address+count-1``.
@@ -417,6 +422,17 @@ class RegisterTable(_Table[int]):
         if _LITTLE_ENDIAN:  # pragma: no branch - a big-endian machine holds them in wire order
             words.byteswap()
         return values, words.tobytes()
+
+    def _write_encoded(self, address: int, data: bytes, values: tuple[int, ...]) -> None:
+        """:meth:`write` of registers as a PDU carried them (*data*, big-endian), decoded as *values*.
+
+        For the dispatcher: an array made from the bytes, swapped, costs a
+        fifth of packing the values again (0.3 against 1.5 us for 100).
+        """
+        storage = array("H", data)
+        if _LITTLE_ENDIAN:  # pragma: no branch - a big-endian machine holds them in wire order
+            storage.byteswap()
+        self._store(address, storage, False, values)
 
     @classmethod
     def zeros(cls, size: int, kind: TableKind = TableKind.HOLDING_REGISTERS, *, address: int = 0) -> RegisterTable:

@@ -323,7 +323,11 @@ def _device_write_coils(device: Device, pdu: Any) -> ResponsePdu:
 
 
 def _device_write_registers(device: Device, pdu: Any) -> ResponsePdu:
-    device.holding_registers.write(pdu.address, pdu.values)
+    wire = getattr(pdu, "_wire", None)  # the request's bytes, when it was decoded from them
+    if wire is None:
+        device.holding_registers.write(pdu.address, pdu.values)
+    else:
+        device.holding_registers._write_encoded(pdu.address, wire[6:], pdu.values)
     return _make_write_registers_response(pdu.address, len(pdu.values))
 
 

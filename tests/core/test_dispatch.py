@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from modbus_core import (
     BitTable,
+    Change,
     CustomFunction,
     Device,
     DeviceIdentity,
@@ -148,6 +149,26 @@ def test_register_reads_encode_as_the_registers_they_read(
     expected = response_cls(tuple(values[address : address + count]))  # type: ignore[call-arg]
     assert response == expected
     assert response.encode() == expected.encode()
+
+
+@given(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=123), st.integers(0, 300))
+def test_register_writes_store_what_they_carry_decoded_or_not(values: list[int], address: int) -> None:
+    # A request decoded from bytes is written from those bytes (see _Encoded).
+    request = WriteMultipleRegisters(address, tuple(values))
+    decoded = FunctionTable().decode_request(request.encode())
+    for pdu in (request, decoded):
+        device = Device(holding_registers=[7] * 400)
+        changes: list[Change] = []
+        device.subscribe(changes.append)
+        response = answer(Dispatcher(device), pdu)
+        if address + len(values) > 400:
+            assert response == ExceptionResponse(0x10, ExceptionCode.ILLEGAL_DATA_ADDRESS)
+            assert device.holding_registers.read(0, 400) == (7,) * 400
+            assert changes == []
+            continue
+        assert response == WriteMultipleRegistersResponse(address, len(values))
+        assert device.holding_registers.read(address, len(values)) == tuple(values)
+        assert changes == [Change(TableKind.HOLDING_REGISTERS, address, tuple(values))]
 
 
 @pytest.mark.parametrize(
