@@ -4,11 +4,13 @@ One part of the server, the :class:`Reactor`, watches an epoll object of
 its own that holds every connection: asyncio's loop calls it back when the
 object is readable, and on trio one task waits for that.  It then reads,
 answers and writes every ready connection without blocking, with no task
-switch per request.  Connections still have a task each: it holds the
-connection's lifetime (closing the socket however the server ends) and does
-what may block, awaiting an async handler or pacing a paused
-:class:`~modbus_anyio.RawReply`, while the reactor leaves that connection
-unread, so that requests are answered in order.
+switch per request.  What may block, awaiting an async handler or pacing a
+paused :class:`~modbus_anyio.RawReply`, runs in a task while the reactor
+leaves that connection unread, so that requests are answered in order.  On
+asyncio a connection has such a task only while it has such work (an idle
+connection costs its objects alone, about half of what a task adds); on
+trio, where connections come as anyio streams, each keeps a task for its
+lifetime, which also closes its stream however the server ends.
 
 Why: on trio a task per connection waking once per request answered 18-20k
 requests/s on the benchmark machine (a canned answer through the same path
@@ -38,7 +40,8 @@ import logging
 import math
 import select
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -82,10 +85,11 @@ class Connection(_Record):
         "sock",
         "stopping",
         "wakeup",
+        "working",
     )
 
     def __init__(
-        self, reactor: Reactor, sock: socket.socket, info: ConnectionInfo, session: Session, now: float
+        self, reactor: Reactor, sock: socket.socket, info: ConnectionInfo, session: Session, now: float, *, task: bool
     ) -> None:
         self.reactor = reactor
         self.sock = sock
@@ -99,7 +103,10 @@ class Connection(_Record):
         self.stopping = False  # shutdown: read no more
         self.frame_timer = False
         self.idle_timer = False
-        self.wakeup = anyio.Event()  # the connection's task has something to do
+        # With a task for its lifetime (task=True): set when that task has something to do.
+        # Without (None): a task is started for blocked work, and the connection ends in close().
+        self.wakeup: anyio.Event | None = anyio.Event() if task else None
+        self.working = False  # a task does the blocked work now (connections without their own)
         self.drained: anyio.Event | None = None  # set when the pending output is written
 
     @property
@@ -113,9 +120,12 @@ class Connection(_Record):
             return
         self.closing = True
         self.reactor.forget(self)
-        self.wakeup.set()
         if self.drained is not None:
             self.drained.set()
+        if self.wakeup is not None:
+            self.wakeup.set()  # its task ends it
+        else:
+            self.reactor.release(self)
 
     def stop_reading(self) -> None:
         self.stopping = True
@@ -196,7 +206,11 @@ class Connection(_Record):
             return
         if self.session.blocked is not None:
             self.update_interest()
-            self.wakeup.set()
+            if self.wakeup is not None:
+                self.wakeup.set()
+            elif not self.working:
+                self.working = True
+                self.reactor.spawn(self.work)
         elif not self.frame_timer:
             deadline = self.session.next_deadline()
             if deadline is not None:
@@ -244,24 +258,41 @@ class Connection(_Record):
             raise anyio.BrokenResourceError
 
     async def run(self) -> None:
-        """The connection's task: do the session's blocked work until the connection closes."""
-        session = self.session
+        """The connection's own task: do the session's blocked work until the connection closes."""
         while True:
+            assert self.wakeup is not None
             await self.wakeup.wait()
             self.wakeup = anyio.Event()
-            if self.closing:
+            if self.closing or not await self._unblocked():
                 return
-            try:
-                while session.blocked is not None and not self.closing:
-                    out = await _unblock(session, self.send)
-                    if out:
-                        self.write(out)
-            except (anyio.BrokenResourceError, OSError):
-                return
-            if self.closing:
-                return
-            self.update_interest()
-            self.after_session()
+
+    async def work(self) -> None:
+        """Do the session's blocked work, then end (a connection without a task of its own)."""
+        try:
+            if not await self._unblocked():
+                self.close()  # no task of its own to end it
+        except Exception:
+            # A bug costs this connection, not the reactor's task group.
+            logger.exception("%s: a connection failed", self.info.server)
+            self.close()
+        finally:
+            self.working = False
+
+    async def _unblocked(self) -> bool:
+        """Do the session's blocked work and read again; False once the connection is closed."""
+        session = self.session
+        try:
+            while session.blocked is not None and not self.closing:
+                out = await _unblock(session, self.send)
+                if out:
+                    self.write(out)
+        except (anyio.BrokenResourceError, OSError):
+            return False
+        if self.closing:
+            return False
+        self.update_interest()
+        self.after_session()
+        return True
 
 
 class Reactor:
@@ -276,12 +307,14 @@ class Reactor:
         self._timers: list[tuple[float, int, Connection, int]] = []
         self._order = itertools.count()
         self._waiting: anyio.CancelScope | None = None  # the timer task's wait, while it waits
+        self._task_group: anyio.abc.TaskGroup | None = None  # for blocked work, while running
 
     async def run(self) -> None:
         """Serve the connections until cancelled."""
         epoll = self.epoll
         try:
             async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
                 task_group.start_soon(self._run_timers)
                 if _current_backend_is_asyncio():
                     # The loop calls back when the epoll object is readable: no task switch.
@@ -354,37 +387,69 @@ class Reactor:
                     except Exception as error:  # noqa: BLE001
                         self._failed(connection, error)
 
-    async def serve(self, stream: anyio.abc.SocketStream | None, sock: socket.socket, peer: str, local: str) -> None:
+    async def serve(self, stream: anyio.abc.SocketStream, sock: socket.socket, peer: str, local: str) -> None:
         """Serve one accepted connection until it closes (the connection's task).
 
-        *sock* is the connection's socket, and *stream* the anyio stream
-        around it, if any (closed at the end; else *sock* is).
+        *sock* is the socket of *stream*, which is closed at the end.
         """
-        server = self.server
-        framer = server._framer()
-        info = server._info(server.transport, peer, local, framer, None)
-        connection = Connection(self, sock, info, server._new_session(framer, info), self.clock())
+        connection = self._connection(sock, peer, local, task=True)
         try:
-            if not server._admit(connection):
+            if not self.server._admit(connection):
                 return
-            server.hooks.connected(True, info)
+            self.server.hooks.connected(True, connection.info)
             try:
-                self.connections[connection.fd] = connection
-                connection.interest = _READ
-                self.epoll.register(connection.fd, _READ)
-                if self.idle_timeout is not None:
-                    connection.idle_timer = True
-                    self.schedule(connection.last_activity + self.idle_timeout, connection, _IDLE)
+                self._watch(connection)
                 await connection.run()
             finally:
                 connection.close()
-                server._forget(connection)
-                server.hooks.connected(False, info)
+                self.server._forget(connection)
+                self.server.hooks.connected(False, connection.info)
         finally:
-            if stream is not None:
-                await _close_stream(stream)
-            else:
-                sock.close()
+            await _close_stream(stream)
+
+    def add(self, sock: socket.socket, peer: str, local: str) -> None:
+        """Serve one accepted connection, without a task of its own (asyncio): it ends in
+        :meth:`Connection.close`, which calls :meth:`release`."""
+        connection = self._connection(sock, peer, local, task=False)
+        if not self.server._admit(connection):
+            sock.close()
+            return
+        try:
+            self.server.hooks.connected(True, connection.info)
+            self._watch(connection)
+        except Exception:
+            logger.exception("%s: a connection failed", self.server.name)
+            connection.close()
+
+    def release(self, connection: Connection) -> None:
+        """End a connection that has no task of its own (it is closing)."""
+        server = self.server
+        server._forget(connection)
+        try:
+            server.hooks.connected(False, connection.info)
+        except Exception:
+            logger.exception("%s: trace_connect failed", server.name)
+        finally:
+            connection.sock.close()
+
+    def spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run *work* in a task of the reactor's (a connection's blocked work)."""
+        assert self._task_group is not None
+        self._task_group.start_soon(work)
+
+    def _connection(self, sock: socket.socket, peer: str, local: str, *, task: bool) -> Connection:
+        server = self.server
+        framer = server._framer()
+        info = server._info(server.transport, peer, local, framer, None)
+        return Connection(self, sock, info, server._new_session(framer, info), self.clock(), task=task)
+
+    def _watch(self, connection: Connection) -> None:
+        self.connections[connection.fd] = connection
+        connection.interest = _READ
+        self.epoll.register(connection.fd, _READ)
+        if self.idle_timeout is not None:
+            connection.idle_timer = True
+            self.schedule(connection.last_activity + self.idle_timeout, connection, _IDLE)
 
     def _failed(self, connection: Connection, error: Exception) -> None:
         # A bug costs this connection, not every connection of the server.

@@ -359,7 +359,7 @@ class TcpServer(SocketAddresses, ServerBase):
                 # own: the reactor's sockets are accepted by hand.
                 for sock in self._sockets:
                     sock.setblocking(False)
-                    task_group.start_soon(self._accept_sockets, sock, task_group)
+                    task_group.start_soon(self._accept_sockets, sock)
                 return
         for sock in self._sockets:
             listener = await anyio.abc.SocketListener.from_socket(sock)
@@ -385,7 +385,7 @@ class TcpServer(SocketAddresses, ServerBase):
                     continue
                 task_group.start_soon(self._serve_guarded, stream)
 
-    async def _accept_sockets(self, listener: socket.socket, task_group: anyio.abc.TaskGroup) -> None:
+    async def _accept_sockets(self, listener: socket.socket) -> None:
         # The reactor's accept loop on asyncio.
         loop = asyncio.get_running_loop()
         with anyio.CancelScope() as scope:
@@ -399,9 +399,10 @@ class TcpServer(SocketAddresses, ServerBase):
                     logger.warning("%s: accept failed: %s", self.name, error)
                     await anyio.sleep(0.5)
                     continue
-                task_group.start_soon(self._serve_socket, sock)
+                self._add_socket(sock)
 
-    async def _serve_socket(self, sock: socket.socket) -> None:
+    def _add_socket(self, sock: socket.socket) -> None:
+        # No task per connection: the reactor starts one only for blocked work.
         assert self._reactor is not None
         try:
             sock.setblocking(False)
@@ -413,8 +414,8 @@ class TcpServer(SocketAddresses, ServerBase):
             sock.close()
             return
         try:
-            await self._reactor.serve(None, sock, peer, local)
-        except Exception:
+            self._reactor.add(sock, peer, local)
+        except Exception:  # a framer factory's bug, say: it costs this connection only
             logger.exception("%s: a connection failed", self.name)
             sock.close()
 

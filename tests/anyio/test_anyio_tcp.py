@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -165,6 +166,40 @@ async def test_the_data_path_under_test_is_the_one_serving(data_path: str) -> No
             await stream.send(mbap(1, bytes.fromhex("03 0000 0001")))
             assert await stream.receive() == mbap(1, bytes.fromhex("03 02 0000"))
             await stream.aclose()
+
+
+async def test_on_asyncio_idle_connections_have_no_task_and_blocked_work_has_one(
+    data_path: str, anyio_backend_name: str
+) -> None:
+    if anyio_backend_name != "asyncio" or data_path != "reactor":
+        pytest.skip("asyncio's reactor path: trio's connections come as streams, with a task each")
+    entered, release = anyio.Event(), anyio.Event()
+
+    async def handler(request: Request, info: ConnectionInfo) -> Response:
+        entered.set()
+        await release.wait()
+        return request.reply(ReadHoldingRegistersResponse((7,)))
+
+    async with TcpServer(handler, port=0) as server:
+        with anyio.fail_after(5):
+            tasks = len(asyncio.all_tasks())
+            streams = [await anyio.connect_tcp("127.0.0.1", server.port) for _ in range(20)]
+            while len(server.connections) < 20:
+                await anyio.sleep(0.01)
+            assert len(asyncio.all_tasks()) == tasks
+            await streams[0].send(mbap(1, bytes.fromhex("03 0001 0001")))
+            await entered.wait()
+            assert len(asyncio.all_tasks()) == tasks + 1  # the connection's handler, awaited
+            release.set()
+            assert await streams[0].receive() == mbap(1, bytes.fromhex("03 02 0007"))
+            while len(asyncio.all_tasks()) > tasks:
+                await anyio.sleep(0.01)
+            await streams[0].send(mbap(2, bytes.fromhex("03 0001 0001")))
+            assert await streams[0].receive() == mbap(2, bytes.fromhex("03 02 0007"))
+            for stream in streams:
+                await stream.aclose()
+            while server.connections:
+                await anyio.sleep(0.01)
 
 
 async def test_one_request_split_over_many_writes() -> None:
