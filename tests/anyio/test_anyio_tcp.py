@@ -168,11 +168,11 @@ async def test_the_data_path_under_test_is_the_one_serving(data_path: str) -> No
             await stream.aclose()
 
 
-async def test_on_asyncio_idle_connections_have_no_task_and_blocked_work_has_one(
-    data_path: str, anyio_backend_name: str
-) -> None:
-    if anyio_backend_name != "asyncio" or data_path != "reactor":
-        pytest.skip("asyncio's reactor path: trio's connections come as streams, with a task each")
+# On trio, connections come as anyio streams, with a task each.
+@pytest.mark.parametrize(
+    "anyio_backend", ["asyncio", pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")], indirect=True
+)
+async def test_on_asyncio_idle_connections_have_no_task_and_blocked_work_has_one() -> None:
     entered, release = anyio.Event(), anyio.Event()
 
     async def handler(request: Request, info: ConnectionInfo) -> Response:
