@@ -134,8 +134,10 @@ class SelectorServer:
 
     def close(self, client: Client, why: str) -> None:
         logger.info("closing a connection: %s", why)
-        self.selector.unregister(client.sock)
-        del self.clients[client.sock]
+        # Forgiving, because Ctrl-C may have stopped an earlier close() half-way.
+        self.clients.pop(client.sock, None)
+        with contextlib.suppress(KeyError):
+            self.selector.unregister(client.sock)
         client.sock.close()
 
     def close_all(self) -> None:
