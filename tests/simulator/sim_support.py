@@ -53,7 +53,10 @@ def mutated(draw: st.DrawFn, original: dict[str, Any]) -> dict[str, Any]:
     """*original* with one to three of its values replaced, removed, or given a new key."""
     document = copy.deepcopy(original)
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(paths_in(document)[1:]))
+        paths = paths_in(document)[1:]
+        if not paths:
+            break  # earlier changes removed every key: an empty document is a change too
+        path = draw(st.sampled_from(paths))
         parent = document
         for key in path[:-1]:
             parent = parent[key]
