@@ -168,18 +168,26 @@ async def test_the_data_path_under_test_is_the_one_serving(data_path: str) -> No
             await stream.aclose()
 
 
+class HeldHandler:
+    """An async handler that answers a register read with *value*, once released."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+        self.entered = anyio.Event()  # a request is in the handler
+        self.release = anyio.Event()  # let it answer
+
+    async def __call__(self, request: Request, info: ConnectionInfo) -> Response:
+        self.entered.set()
+        await self.release.wait()
+        return request.reply(ReadHoldingRegistersResponse((self.value,)))
+
+
 # On trio, connections come as anyio streams, with a task each.
 @pytest.mark.parametrize(
     "anyio_backend", ["asyncio", pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")], indirect=True
 )
 async def test_on_asyncio_idle_connections_have_no_task_and_blocked_work_has_one() -> None:
-    entered, release = anyio.Event(), anyio.Event()
-
-    async def handler(request: Request, info: ConnectionInfo) -> Response:
-        entered.set()
-        await release.wait()
-        return request.reply(ReadHoldingRegistersResponse((7,)))
-
+    handler = HeldHandler(7)
     async with TcpServer(handler, port=0) as server:
         with anyio.fail_after(5):
             tasks = len(asyncio.all_tasks())
@@ -188,9 +196,9 @@ async def test_on_asyncio_idle_connections_have_no_task_and_blocked_work_has_one
                 await anyio.sleep(0.01)
             assert len(asyncio.all_tasks()) == tasks
             await streams[0].send(mbap(1, bytes.fromhex("03 0001 0001")))
-            await entered.wait()
+            await handler.entered.wait()
             assert len(asyncio.all_tasks()) == tasks + 1  # the connection's handler, awaited
-            release.set()
+            handler.release.set()
             assert await streams[0].receive() == mbap(1, bytes.fromhex("03 02 0007"))
             while len(asyncio.all_tasks()) > tasks:
                 await anyio.sleep(0.01)
@@ -788,13 +796,7 @@ async def test_a_client_reset_while_its_async_handler_runs_costs_nothing(caplog:
     # The connection is not read while its handler runs; the reset must not
     # make the server spin on it meanwhile, nor log an error after.
     caplog.set_level(logging.INFO, logger="modbus_anyio")
-    started, release = anyio.Event(), anyio.Event()
-
-    async def handler(request: Request, info: ConnectionInfo) -> Response:
-        started.set()
-        await release.wait()
-        return request.reply(ReadHoldingRegistersResponse((1,)))
-
+    handler = HeldHandler(1)
     async with TcpServer(handler, port=0) as server:
         with anyio.fail_after(10):
             client = socket.socket()
@@ -804,12 +806,12 @@ async def test_a_client_reset_while_its_async_handler_runs_costs_nothing(caplog:
                 client.connect(("127.0.0.1", server.port))
             await anyio.wait_writable(client)
             client.send(mbap(1, bytes.fromhex("03 0000 0001")))
-            await started.wait()
+            await handler.entered.wait()
             client.close()  # SO_LINGER 0: a reset
             cpu = time.process_time()
             await anyio.sleep(0.5)
             assert time.process_time() - cpu < 0.25, "the server spun on the reset connection"
-            release.set()
+            handler.release.set()
             while server.connections:
                 await anyio.sleep(0.01)
             other = await connect(server.port)
