@@ -251,6 +251,7 @@ class Session:
 
     __slots__ = (
         "_answer",
+        "_dispatcher",
         "_feed",
         "_hooks",
         "_next_event",
@@ -284,6 +285,9 @@ class Session:
         self._policy = policy
         self._hooks = hooks if hooks is not None and (hooks.packet is not None or hooks.pdu is not None) else None
         self._plain = self._hooks is None and policy is None
+        # With nothing between the connection and the dispatcher, a poller's
+        # repeated request is answered without events (ServerConnection.answer_now).
+        self._dispatcher = dispatcher if self._plain else None
         self.blocked: Blocked | None = None
         # When to call timeout() (the framer's partial-frame or silence
         # deadline): the framer's own method, one call on the hot path.
@@ -304,7 +308,11 @@ class Session:
         Raises :class:`modbus_core.RemoteProtocolError` when the stream
         cannot continue (close the connection).
         """
-        if not self._plain:
+        if self._dispatcher is not None and self.blocked is None:
+            out = self.connection.answer_now(data, self._dispatcher)
+            if out is not None:
+                return out
+        elif not self._plain:
             hooks = self._hooks
             if hooks is not None and hooks.packet is not None:
                 data = hooks.traced_packet(False, data, self.info)

@@ -427,6 +427,9 @@ class Dispatcher:
         """The answer to *request*: a :class:`Response`, None for silence, or
         an awaitable of either when the device is asynchronous."""
         unit = request.unit
+        response = self._answer_device(unit, request.pdu)
+        if response is not None:
+            return _make_response(response, unit, request.transaction_id)
         if unit == 0 and self.broadcast:
             return self._broadcast(request)
         device = self.context.get(unit)
@@ -445,14 +448,6 @@ class Dispatcher:
             return self._conclude(
                 request, _make_exception(function_code, ExceptionCode.GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND)
             )
-        if device.__class__ is Device:
-            fast = _DEVICE_FAST_PATH.get(pdu.__class__)
-            if fast is not None:
-                try:
-                    response = fast(device, pdu)
-                except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
-                    response = self._failure(request, error)
-                return self._conclude(request, response)
         operation = _OPERATIONS.get(pdu.__class__)
         if operation is None:
             return self._execute_locally(request, device)
@@ -466,10 +461,36 @@ class Dispatcher:
                 return self._finish_later(request, result, finish)
             response = finish(pdu, result, device.__class__ is Device)
         except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
-            response = self._failure(request, error)
+            response = self._failure(request.unit, request.pdu, error)
         return self._conclude(request, response)
 
     __call__ = dispatch
+
+    def _answer_device(self, unit: int, pdu: RequestPdu) -> ResponsePdu | None:
+        """The built-in :class:`Device`'s frequent functions, answered and counted at once.
+
+        None when *pdu* needs the general path (another device or function,
+        listen-only mode, a broadcast): nothing is counted then.  This is
+        the part of :meth:`dispatch` that
+        :meth:`ServerConnection.answer_now <modbus_core.ServerConnection.answer_now>`
+        runs without events.
+        """
+        device = self.context.get(unit)
+        if device.__class__ is not Device:
+            return None
+        fast = _DEVICE_FAST_PATH.get(pdu.__class__)
+        diagnostics = self.diagnostics
+        if fast is None or diagnostics.listen_only or (unit == 0 and self.broadcast):
+            return None
+        diagnostics.message_received(broadcast=False)
+        try:
+            response = fast(device, pdu)
+        except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
+            failure = self._failure(unit, pdu, error)
+            diagnostics.response_sent(failure.exception_code)
+            return failure
+        diagnostics.response_sent(None)
+        return response
 
     async def dispatch_async(self, request: Request) -> Response | None:
         """:meth:`dispatch`, always as a coroutine."""
@@ -484,38 +505,41 @@ class Dispatcher:
         try:
             response = finish(request.pdu, await pending, False)
         except Exception as error:  # noqa: BLE001
-            response = self._failure(request, error)
+            response = self._failure(request.unit, request.pdu, error)
         return self._conclude(request, response)
 
     async def _conclude_later(self, request: Request, pending: Awaitable[Any]) -> Response:
         try:
             response = _checked_custom_response(await pending)
         except Exception as error:  # noqa: BLE001
-            response = self._failure(request, error)
+            response = self._failure(request.unit, request.pdu, error)
         return self._conclude(request, response)
 
-    def _failure(self, request: Request, error: Exception) -> ExceptionResponse:
-        function_code = request.pdu.function_code & 0x7F
+    def _failure(self, unit: int, pdu: RequestPdu, error: Exception) -> ExceptionResponse:
+        function_code = pdu.function_code & 0x7F
         if isinstance(error, ModbusExceptionError):
             code = error.exception_code
             if isinstance(code, int) and 1 <= code <= 0xFF:
                 return _make_exception(function_code, code)
         logger.error(
             "unit %d, function %d: %r failed; answering exception 04",
-            request.unit,
+            unit,
             function_code,
-            request.pdu,
+            pdu,
             exc_info=error,
         )
         return _make_exception(function_code, ExceptionCode.SERVER_DEVICE_FAILURE)
 
     def _conclude(self, request: Request, response: ResponsePdu) -> Response:
+        self._count(response)
+        return _make_response(response, request.unit, request.transaction_id)
+
+    def _count(self, response: ResponsePdu) -> None:
         cls = response.__class__
         if cls is ExceptionResponse:
             self.diagnostics.response_sent(response.exception_code)  # type: ignore[attr-defined]
         else:
             self.diagnostics.response_sent(None, counts_as_event=cls is not GetCommEventCounterResponse)
-        return _make_response(response, request.unit, request.transaction_id)
 
     # -- requests that are not device operations -----------------------
 
@@ -555,7 +579,7 @@ class Dispatcher:
                         return self._conclude_later(request, outcome)
                     response = _checked_custom_response(outcome)
         except Exception as error:  # noqa: BLE001
-            response = self._failure(request, error)
+            response = self._failure(request.unit, request.pdu, error)
         return self._conclude(request, response)
 
     def _identity_of(self, device: AnyDevice) -> DeviceIdentity:
@@ -641,7 +665,7 @@ class Dispatcher:
             try:
                 result = invoke(method, pdu)
             except Exception as error:  # noqa: BLE001
-                code = self._failure(request, error).exception_code  # logged even when not the first
+                code = self._failure(request.unit, request.pdu, error).exception_code  # logged even when not the first
                 first_error = first_error or code
                 continue
             if _is_awaitable(result):
@@ -658,7 +682,7 @@ class Dispatcher:
             try:
                 await awaitable
             except Exception as error:  # noqa: BLE001
-                code = self._failure(request, error).exception_code
+                code = self._failure(request.unit, request.pdu, error).exception_code
                 first_error = first_error or code
         self.diagnostics.completed_silently(first_error)
 

@@ -12,8 +12,10 @@ import pytest
 from modbus_core import (
     AsciiFramer,
     ClientConnection,
+    Device,
     Diagnostics,
     DiagnosticSubFunction,
+    Dispatcher,
     DropCause,
     Event,
     ExceptionResponse,
@@ -31,12 +33,17 @@ from modbus_core import (
     ReadExceptionStatus,
     ReadHoldingRegisters,
     ReadHoldingRegistersResponse,
+    ReadInputRegisters,
     Request,
     RequestPdu,
     Response,
     RtuFramer,
     ServerConnection,
+    ServerContext,
     ServerDiagnostics,
+    WriteMultipleCoils,
+    WriteMultipleRegisters,
+    WriteSingleCoil,
     WriteSingleRegister,
 )
 
@@ -327,6 +334,155 @@ def test_same_request_for_several_units() -> None:
             for unit in (1, 2, 3):
                 wire = framing.wrap(5, unit, NEXT_REQUEST_WIRE)
                 assert feed(server, whole(wire)) == [Request(NEXT_REQUEST, unit, framing.transaction_id(5))]
+
+
+# --------------------------------------------------------------------------
+# answering a repeated poll at once (answer_now)
+
+
+class World:
+    """A device, its dispatcher and one Modbus/TCP connection sharing the counters."""
+
+    def __init__(
+        self,
+        device_class: type[Device] = Device,
+        *,
+        framer: Framer | None = None,
+        broadcast: bool = False,
+        connection_counts: bool = True,
+        **connection_options: Any,
+    ) -> None:
+        self.device = device_class(
+            coils=[bool(i % 3) for i in range(40)],
+            discrete_inputs=[bool(i % 5) for i in range(40)],
+            holding_registers=list(range(100, 140)),
+            input_registers=list(range(200, 240)),
+        )
+        self.diagnostics = ServerDiagnostics()
+        self.dispatcher = Dispatcher(
+            ServerContext(dict.fromkeys((0, 1, 2), self.device)), diagnostics=self.diagnostics, broadcast=broadcast
+        )
+        self.connection = ServerConnection(
+            framer or MbapFramer(),
+            diagnostics=self.diagnostics if connection_counts else None,
+            **connection_options,
+        )
+        self.at_once = 0  # requests answer_now answered
+
+    def full_path(self, wire: bytes) -> bytes:
+        """What an adapter without answer_now writes for *wire*."""
+        self.connection.receive_data(wire, 1.0)
+        out = b""
+        for event in feed(self.connection, []):
+            assert isinstance(event, Request)
+            response = self.dispatcher.dispatch(event)
+            assert response is None or isinstance(response, Response)
+            if response is not None:
+                out += self.connection.send(response)
+        return out
+
+    def answer(self, wire: bytes) -> bytes:
+        """answer_now, and the full path when it declines."""
+        out = self.connection.answer_now(wire, self.dispatcher)
+        if out is None:
+            return self.full_path(wire)
+        self.at_once += 1
+        return out
+
+    def state(self) -> tuple[object, ...]:
+        tables = tuple(tuple(table.read(0, 40)) for table in self.device.tables.values())
+        return self.diagnostics.snapshot(), self.diagnostics.events, tables
+
+
+FAST_POLLS = [
+    ReadCoils(3, 9).encode(),
+    ReadDiscreteInputs(0, 16).encode(),
+    ReadHoldingRegisters(5, 10).encode(),
+    ReadInputRegisters(30, 10).encode(),
+    ReadHoldingRegisters(35, 10).encode(),  # past the end: exception 02
+    b"\x04\x00\x00\x00\x00",  # a bad count, malformed: the general path's exception 03
+    WriteSingleCoil(4, True).encode(),
+    WriteSingleRegister(7, 0xBEEF).encode(),
+    WriteMultipleCoils(8, (True, False, True)).encode(),
+    WriteMultipleRegisters(9, (1, 2, 3)).encode(),
+    WriteMultipleRegisters(39, (1, 2)).encode(),  # past the end: exception 02
+]
+
+
+@pytest.mark.parametrize("connection_counts", [True, False])
+def test_answer_now_answers_a_repeated_poll_as_the_full_path_does(connection_counts: bool) -> None:
+    full = World(connection_counts=connection_counts)
+    fast = World(connection_counts=connection_counts)
+    for round_ in range(3):
+        for index, pdu in enumerate(FAST_POLLS):
+            wire = mbap(round_ * 100 + index, index % 3, pdu)
+            expected = full.full_path(wire)
+            assert fast.answer(wire) == expected, pdu
+            assert fast.state() == full.state(), pdu
+    # The first round fills the whole-frame cache; the others are answered at once.
+    assert fast.at_once == 2 * (len(FAST_POLLS) - 1)
+    counters = full.diagnostics
+    assert counters.server_message_count == 3 * len(FAST_POLLS)
+    assert counters.bus_exception_error_count == 3 * 3  # two past the end, one malformed
+    assert counters.event_count == 3 * (len(FAST_POLLS) - 3)
+    # Newest first: the last poll's send event (exception 02) and its receive event.
+    assert counters.events[:4] == bytes((0x41, 0x80, 0x40, 0x80))
+    assert full.diagnostics.bus_message_count == (3 * len(FAST_POLLS) if connection_counts else 0)
+
+
+def _primed(world: World, wire: bytes) -> World:
+    world.full_path(wire)  # now a frame seen before
+    return world
+
+
+POLL = mbap(9, 1, ReadHoldingRegisters(5, 10).encode())
+
+
+def _listen_only() -> World:
+    world = _primed(World(), POLL)
+    world.diagnostics.enter_listen_only()
+    return world
+
+
+def _partial_frame_held() -> World:
+    world = _primed(World(), POLL)
+    world.connection.receive_data(POLL[:3], 1.0)
+    return world
+
+
+def _event_waiting() -> World:
+    world = _primed(World(), POLL)
+    world.connection.receive_data(POLL, 1.0)
+    return world
+
+
+class LoggedDevice(Device):
+    """A device of its own class: the general path's."""
+
+
+DECLINED: dict[str, tuple[Callable[[], World], bytes | bytearray]] = {
+    "rtu framing": (lambda: _primed(World(framer=RtuFramer()), rtu(1, POLL[7:])), rtu(1, POLL[7:])),
+    "units of its own": (lambda: _primed(World(units={1}), POLL), POLL),
+    "echo": (lambda: _primed(World(echo=True), POLL), POLL),
+    "a bytearray": (lambda: _primed(World(), POLL), bytearray(POLL)),
+    "a frame never seen": (lambda: _primed(World(), POLL), mbap(9, 1, ReadHoldingRegisters(6, 10).encode())),
+    "a partial frame held": (_partial_frame_held, POLL),
+    "an event waiting": (_event_waiting, POLL),
+    "diagnostics": (lambda: _primed(World(), mbap(1, 1, b"\x08\x00\x00\x12\x34")), mbap(1, 1, b"\x08\x00\x00\x12\x34")),
+    "listen-only mode": (_listen_only, POLL),
+    "a broadcast": (lambda: _primed(World(broadcast=True), mbap(1, 0, POLL[7:])), mbap(1, 0, POLL[7:])),
+    "a missing unit": (lambda: _primed(World(), mbap(1, 5, POLL[7:])), mbap(1, 5, POLL[7:])),
+    "another device class": (lambda: _primed(World(LoggedDevice), POLL), POLL),
+}
+
+
+@pytest.mark.parametrize("case", list(DECLINED))
+def test_answer_now_declines_and_changes_nothing(case: str) -> None:
+    make, wire = DECLINED[case]
+    world = make()
+    before = world.state()
+    assert world.connection.answer_now(wire, world.dispatcher) is None  # type: ignore[arg-type]
+    assert world.state() == before
 
 
 # --------------------------------------------------------------------------

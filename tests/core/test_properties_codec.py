@@ -234,9 +234,10 @@ def identification(draw: st.DrawFn) -> Pair:
     objects = []
     size = 7
     for object_id in draw(st.lists(st.integers(0, 255), max_size=8, unique=True)):
-        value = draw(st.binary(max_size=min(255, 253 - size - 2)))
-        if size + 2 + len(value) > 253:
+        room = 253 - size - 2  # a PDU is 253 bytes at most
+        if room < 0:
             break
+        value = draw(st.binary(max_size=room))
         objects.append((object_id, value))
         size += 2 + len(value)
     response = ReadDeviceIdentificationResponse(

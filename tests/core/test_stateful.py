@@ -17,9 +17,10 @@ from collections.abc import Iterable
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from modbus_core import (
+    NEED_DATA,
     Device,
     DiagnosticsResponse,
     Dispatcher,
@@ -29,6 +30,7 @@ from modbus_core import (
     GetCommEventCounterResponse,
     GetCommEventLogResponse,
     MaskWriteRegisterResponse,
+    MbapFramer,
     ModbusExceptionError,
     ReadCoilsResponse,
     ReadDiscreteInputsResponse,
@@ -41,6 +43,7 @@ from modbus_core import (
     Request,
     Response,
     ResponsePdu,
+    ServerConnection,
     ServerContext,
     TableKind,
     WriteFileRecordResponse,
@@ -55,6 +58,7 @@ TABLES = ("coils", "discrete_inputs", "holding_registers", "input_registers")
 WRITES = {5, 6, 15, 16, 21, 22, 23}
 BROADCAST_DIAGNOSTICS = {0x01, 0x03, 0x04, 0x0A, 0x14}
 KNOWN_SUB_FUNCTIONS = {0x00, 0x01, 0x02, 0x03, 0x04, *range(0x0A, 0x13), 0x14}
+LARGEST_PDU = 253  # bytes; the model's longer writes cannot travel as a frame
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, GATEWAY_TARGET = 0x01, 0x02, 0x03, 0x0B
 
 
@@ -293,15 +297,26 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.broadcast = False
         self.ignore_missing = False
         self.events: list[int] = []  # newest first
-        self.counters = {"events": 0, "exceptions": 0, "messages": 0, "silent": 0}
+        # "frames": what the connection sees (only requests sent over it, see send()).
+        self.counters = {"events": 0, "exceptions": 0, "messages": 0, "silent": 0, "frames": 0}
         self.listen_only = False
         self.delimiter = 0x0A
+        self.connect()
+        self.over_connection = False
+        self.last: tuple[int, int, bytes, dict[str, object]] | None = None
 
     @initialize(serial=st.booleans(), ignore=st.booleans())
     def configure(self, serial: bool, ignore: bool) -> None:
         context = self.dispatcher.context
         self.dispatcher = Dispatcher(context, serial=serial, ignore_missing_units=ignore)
         self.broadcast, self.ignore_missing = serial, ignore
+        self.connect()
+
+    def connect(self) -> None:
+        # Requests may also come as Modbus/TCP frames over a connection that
+        # shares the counters, as a server's do; it answers frames it has seen
+        # before at once (ServerConnection.answer_now), which must not show.
+        self.connection = ServerConnection(MbapFramer(), diagnostics=self.dispatcher.diagnostics)
 
     # -- the model's side of the accounting ---------------------------------------
 
@@ -432,7 +447,9 @@ class DispatcherMachine(RuleBasedStateMachine):
         if function == 0x0B:
             return GetCommEventCounterResponse(0, self.counters["events"] & 0xFFFF)
         assert function == 0x0C
-        return GetCommEventLogResponse(0, self.counters["events"] & 0xFFFF, 0, bytes(self.events))
+        return GetCommEventLogResponse(
+            0, self.counters["events"] & 0xFFFF, self.counters["frames"] & 0xFFFF, bytes(self.events)
+        )
 
     # -- one request, both sides -------------------------------------------------------------
 
@@ -451,7 +468,7 @@ class DispatcherMachine(RuleBasedStateMachine):
             raise Refused(ILLEGAL_VALUE)
 
     def counter_value(self, sub_function: int) -> int:
-        names = {0x0D: "exceptions", 0x0E: "messages", 0x0F: "silent"}
+        names = {0x0B: "frames", 0x0D: "exceptions", 0x0E: "messages", 0x0F: "silent"}
         return self.counters[names[sub_function]] & 0xFFFF if sub_function in names else 0
 
     def expect(self, unit: int, function: int, fields: dict[str, object]) -> ResponsePdu | None:
@@ -550,6 +567,14 @@ class DispatcherMachine(RuleBasedStateMachine):
         return None
 
     def send(self, unit: int, function: int, pdu: bytes, fields: dict[str, object]) -> None:
+        self.last = (unit, function, pdu, fields)
+        if self.over_connection and len(pdu) <= LARGEST_PDU:
+            wire = self.over_tcp(unit, pdu)
+            self.counters["frames"] += 1  # before any answer reads or clears it
+            expected = self.expect(unit, function, fields)
+            expected_wire = b"" if expected is None else MbapFramer().encode(unit, 0x0102, expected.encode())
+            assert wire == expected_wire, f"unit {unit} {pdu.hex()}: {wire.hex()} != {expected_wire.hex()}"
+            return
         request = Request(FUNCTIONS.decode_request(pdu), unit, 0x0102)
         actual = self.dispatcher.dispatch(request)
         expected = self.expect(unit, function, fields)
@@ -557,6 +582,20 @@ class DispatcherMachine(RuleBasedStateMachine):
             assert actual is None, f"unit {unit} {pdu.hex()}: expected silence, got {actual!r}"
         else:
             assert actual == Response(expected, unit, 0x0102), f"unit {unit} {pdu.hex()}: {actual!r} != {expected!r}"
+
+    def over_tcp(self, unit: int, pdu: bytes) -> bytes:
+        """What a server writes for *pdu* to *unit* arriving as one MBAP frame."""
+        frame = MbapFramer().encode(unit, 0x0102, pdu)
+        answer = self.connection.answer_now(frame, self.dispatcher)
+        if answer is not None:
+            return answer
+        self.connection.receive_data(frame, 0.0)
+        event = self.connection.next_event()
+        assert isinstance(event, Request)
+        assert self.connection.next_event() is NEED_DATA
+        response = self.dispatcher.dispatch(event)
+        assert response is None or isinstance(response, Response)
+        return b"" if response is None else self.connection.send(response)
 
     # -- the operations, one per function, chosen by the rule below --------------------
 
@@ -637,10 +676,19 @@ class DispatcherMachine(RuleBasedStateMachine):
         self.devices[index].set_fifo(address, values)
         self.models[index].fifos[address] = list(values)
 
-    @rule(operation=st.data())
-    def step(self, operation: st.DataObject) -> None:
+    @rule(operation=st.data(), over_connection=st.booleans())
+    def step(self, operation: st.DataObject, over_connection: bool) -> None:
         name, arguments = operation.draw(OPERATIONS, label="operation")
+        self.over_connection = over_connection
         getattr(self, f"do_{name}")(**arguments)
+
+    @precondition(lambda self: self.last is not None)
+    @rule()
+    def repeat(self) -> None:
+        """The last request again, as a frame over the connection: what pollers send."""
+        assert self.last is not None
+        self.over_connection = True
+        self.send(*self.last)
 
     # -- the state ---------------------------------------------------------------------------
 
@@ -660,6 +708,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         assert diagnostics.bus_exception_error_count == self.counters["exceptions"]
         assert diagnostics.server_message_count == self.counters["messages"]
         assert diagnostics.server_no_response_count == self.counters["silent"]
+        assert diagnostics.bus_message_count == self.counters["frames"]
         assert diagnostics.listen_only == self.listen_only
         assert diagnostics.events == bytes(self.events)
         assert diagnostics.ascii_delimiter == self.delimiter
