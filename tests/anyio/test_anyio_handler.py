@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Awaitable
+from typing import Any
 
+import anyio
 import pytest
 
 from modbus_anyio import ConnectionInfo, RawReply, dispatcher_handler
@@ -47,3 +50,40 @@ def test_package_import_pulls_in_no_event_loop() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+class SlowUnit:
+    """A device whose reads are awaited (a gateway, say)."""
+
+    async def read_holding_registers(self, address: int, count: int) -> list[int]:
+        return [address] * count
+
+
+def test_a_session_waiting_for_an_async_answer_does_not_let_a_repeated_poll_overtake_it() -> None:
+    # Below every adapter: a session that has blocked on one request queues
+    # what comes next, even a poll it could answer at once (answer_now).
+    from modbus_anyio._session import Session
+    from modbus_core import MbapFramer, ServerConnection
+
+    fast = Device(holding_registers=[5, 6, 7])
+    session = Session(
+        ServerConnection(MbapFramer()),
+        ConnectionInfo("tcp", "a", "b"),
+        dispatcher=Dispatcher(ServerContext({1: SlowUnit(), 2: fast})),  # type: ignore[dict-item]
+    )
+    poll = bytes.fromhex("0000 0000 0006 02 03 0001 0002")
+    answer = bytes.fromhex("0000 0000 0007 02 03 04 0006 0007")
+    assert session.receive(poll, 0.0) == answer
+    assert session.receive(b"\x00\x09" + poll[2:], 0.0) == b"\x00\x09" + answer[2:]  # answered at once
+    assert session.receive(bytes.fromhex("0001 0000 0006 01 03 0004 0001"), 0.0) == b""
+    assert session.blocked is not None
+    assert session.receive(b"\x00\x02" + poll[2:], 0.0) == b""  # after the slow one
+    awaitable = session.blocked.awaitable
+    assert awaitable is not None
+    result = anyio.run(_awaited, awaitable)
+    assert session.resume(result) == bytes.fromhex("0001 0000 0005 01 03 02 0004") + b"\x00\x02" + answer[2:]
+    assert session.blocked is None
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
