@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import _pdu
 from ._diagnostics import ServerDiagnostics
+from ._dispatch import _DEVICE_ENCODED_PATH
 from ._errors import LocalProtocolError
 from ._events import NEED_DATA, DropCause, FrameDropped, NeedData, Request, Response, _make_response
 from ._framing import _MBAP, REQUEST, RESPONSE, AsciiFramer, Buffer, Framer, MbapFramer, RtuFramer
@@ -250,14 +251,14 @@ class ServerConnection(_Connection):
         if hit is None:
             return None
         unit, pdu = hit
-        response = dispatcher._answer_device(unit, pdu)
-        if response is None:
+        answer = dispatcher._answer_device(unit, pdu, _DEVICE_ENCODED_PATH)
+        if answer is None:
             return None
         if self._diagnostics is not None:
             self._diagnostics.frame_received()
+        encoded = answer if isinstance(answer, bytes) else answer.encode()  # an exception answer
         # The framer's checks hold: unit and transaction id came in this frame, and
         # these answers are short (125 registers or 2000 bits at most).
-        encoded = response.encode()
         return _MBAP.pack(data[0] << 8 | data[1], 0, len(encoded) + 1, unit) + encoded
 
     def next_event(self) -> Request | FrameDropped | NeedData:

@@ -412,16 +412,27 @@ class RegisterTable(_Table[int]):
         For the dispatcher's answers: a copy of the array's bytes, swapped,
         costs a third of packing the values (1.0 against 2.5 us for 125).
         """
+        words = self._read_words(address, count)
+        values = _WORDS[count].unpack_from(words)
+        if _LITTLE_ENDIAN:  # pragma: no branch - a big-endian machine holds them in wire order
+            words.byteswap()
+        return values, words.tobytes()
+
+    def _read_wire(self, address: int, count: int) -> bytes:
+        """:meth:`_read_encoded` without the values, for answers that are only written."""
+        words = self._read_words(address, count)
+        if _LITTLE_ENDIAN:  # pragma: no branch - a big-endian machine holds them in wire order
+            words.byteswap()
+        return words.tobytes()
+
+    def _read_words(self, address: int, count: int) -> array[int]:
+        """A copy of 1..125 registers, in the machine's byte order."""
         with self.lock:
             found = self._locate(address, count)
             if found is None:
                 raise _illegal_address(self.kind, address, count)
             block, offset = found
-            words: array[int] = block[offset : offset + count]  # type: ignore[assignment]
-        values = _WORDS[count].unpack_from(words)
-        if _LITTLE_ENDIAN:  # pragma: no branch - a big-endian machine holds them in wire order
-            words.byteswap()
-        return values, words.tobytes()
+            return block[offset : offset + count]  # type: ignore[return-value]
 
     def _write_encoded(self, address: int, data: bytes, values: tuple[int, ...]) -> None:
         """:meth:`write` of registers as a PDU carried them (*data*, big-endian), decoded as *values*.

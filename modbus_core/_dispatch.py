@@ -34,8 +34,8 @@ not executed by broadcast.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 from ._datastore import AnyDevice, Device, ServerContext, _check_device
 from ._diagnostics import ServerDiagnostics
@@ -106,6 +106,7 @@ MAX_FIFO_COUNT = 31
 # *broadcast*: whether a broadcast executes it (writes do, reads do not).
 _Invoke: TypeAlias = Callable[[Any, Any], Any]
 _Finish: TypeAlias = Callable[[Any, Any, bool], ResponsePdu]
+_Answer = TypeVar("_Answer", ResponsePdu, bytes)  # what a fast path answers: a PDU, or its bytes
 _Operation: TypeAlias = tuple[str, _Invoke, _Finish, bool]
 
 
@@ -342,6 +343,32 @@ _DEVICE_FAST_PATH: dict[type[RequestPdu], Callable[[Device, Any], ResponsePdu]] 
     WriteMultipleRegisters: _device_write_registers,
 }
 
+
+# The same, answering with the response PDU's bytes (ServerConnection.answer_now):
+# register reads skip the response object and the tuple of values.
+def _device_read_holding_encoded(device: Device, pdu: Any) -> bytes:
+    count: int = pdu.count
+    return _HOLDING_HEADS[count] + device.holding_registers._read_wire(pdu.address, count)
+
+
+def _device_read_input_encoded(device: Device, pdu: Any) -> bytes:
+    count: int = pdu.count
+    return _INPUT_HEADS[count] + device.input_registers._read_wire(pdu.address, count)
+
+
+def _encoding(answer: Callable[[Device, Any], ResponsePdu]) -> Callable[[Device, Any], bytes]:
+    def encoded(device: Device, pdu: Any) -> bytes:
+        return answer(device, pdu).encode()
+
+    return encoded
+
+
+_DEVICE_ENCODED_PATH: dict[type[RequestPdu], Callable[[Device, Any], bytes]] = {
+    **{cls: _encoding(answer) for cls, answer in _DEVICE_FAST_PATH.items()},
+    ReadHoldingRegisters: _device_read_holding_encoded,
+    ReadInputRegisters: _device_read_input_encoded,
+}
+
 # Sub-functions of 08 that a broadcast executes: they change the line's
 # state.  The others only return data, and a broadcast gets no answer.
 _BROADCAST_DIAGNOSTICS = frozenset(
@@ -466,19 +493,24 @@ class Dispatcher:
 
     __call__ = dispatch
 
-    def _answer_device(self, unit: int, pdu: RequestPdu) -> ResponsePdu | None:
+    def _answer_device(
+        self,
+        unit: int,
+        pdu: RequestPdu,
+        fast_path: Mapping[type[RequestPdu], Callable[[Device, Any], _Answer]] = _DEVICE_FAST_PATH,  # type: ignore[assignment]
+    ) -> _Answer | ExceptionResponse | None:
         """The built-in :class:`Device`'s frequent functions, answered and counted at once.
 
         None when *pdu* needs the general path (another device or function,
         listen-only mode, a broadcast): nothing is counted then.  This is
         the part of :meth:`dispatch` that
         :meth:`ServerConnection.answer_now <modbus_core.ServerConnection.answer_now>`
-        runs without events.
+        runs without events, with the response PDUs' bytes as *fast_path* gives them.
         """
         device = self.context.get(unit)
         if device.__class__ is not Device:
             return None
-        fast = _DEVICE_FAST_PATH.get(pdu.__class__)
+        fast = fast_path.get(pdu.__class__)
         diagnostics = self.diagnostics
         if fast is None or diagnostics.listen_only or (unit == 0 and self.broadcast):
             return None
