@@ -251,6 +251,7 @@ class Session:
 
     __slots__ = (
         "_answer",
+        "_answer_now",
         "_dispatcher",
         "_feed",
         "_hooks",
@@ -287,7 +288,12 @@ class Session:
         self._plain = self._hooks is None and policy is None
         # With nothing between the connection and the dispatcher, a poller's
         # repeated request is answered without events (ServerConnection.answer_now).
+        # A handler that keeps books around a dispatcher (the simulator's) may
+        # do the same with a method _answer_now(connection, data, info).
         self._dispatcher = dispatcher if self._plain else None
+        self._answer_now: Callable[[ServerConnection, bytes, ConnectionInfo], bytes | None] | None = (
+            getattr(handler, "_answer_now", None) if self._plain else None
+        )
         self.blocked: Blocked | None = None
         # When to call timeout() (the framer's partial-frame or silence
         # deadline): the framer's own method, one call on the hot path.
@@ -310,6 +316,10 @@ class Session:
         """
         if self._dispatcher is not None and self.blocked is None:
             out = self.connection.answer_now(data, self._dispatcher)
+            if out is not None:
+                return out
+        elif self._answer_now is not None and self.blocked is None:
+            out = self._answer_now(self.connection, data, self.info)
             if out is not None:
                 return out
         elif not self._plain:

@@ -40,6 +40,7 @@ from modbus_core import (
     Request,
     RequestPdu,
     Response,
+    ServerConnection,
     WriteMultipleCoils,
     WriteMultipleRegisters,
     WriteSingleCoil,
@@ -292,6 +293,17 @@ class CallRecorder:
             else:
                 kept_outcome = _Packed(outcome.pdu.encode(), outcome.unit, outcome.transaction_id)
         self._calls.append((call_id, started, duration, info, kept_request, kept_outcome, fault))
+
+    def record_answered(
+        self, started: float, info: ConnectionInfo, unit: int, transaction_id: int, request: bytes, answer: bytes
+    ) -> None:
+        """:meth:`record` of a call answered without events: its request and answer PDUs as bytes."""
+        self.last_id = call_id = self.last_id + 1
+        kept_outcome: Response | bytes = answer
+        if answer[0] & 0x80:
+            # Exceptions are kept decoded: a call kept as bytes is one that succeeded.
+            kept_outcome = Response(_STANDARD.decode_response(answer), unit, transaction_id)
+        self._calls.append((call_id, started, 0.0, info, _Packed(request, unit, transaction_id), kept_outcome, None))
 
     def clear(self) -> None:
         self._calls.clear()
@@ -649,19 +661,7 @@ class RequestHandler:
                 return self._faulty(rule, request, info, started)
         outcome = self._dispatch(request)
         if isinstance(outcome, Response):
-            # The hot path: _count() inlined for an answer computed at once.
-            counters = self.counters
-            counters.requests += 1
-            counters.responses += 1
-            failed = outcome.pdu.__class__ is ExceptionResponse
-            if failed:
-                counters.exceptions += 1
-            device = self.devices.get(request.unit, self._any_unit)
-            if device is not None:
-                device_counters = device.counters
-                device_counters["requests"] += 1
-                if failed:
-                    device_counters["exceptions"] += 1
+            self._answered(request.unit, outcome.pdu.__class__ is ExceptionResponse)
         elif outcome is None:
             self._count(request, outcome, None)
         else:
@@ -670,6 +670,39 @@ class RequestHandler:
         if self.recorder.keep:
             self.recorder.record(started, 0.0, info, request, outcome)
         return outcome
+
+    def _answer_now(self, connection: ServerConnection, data: bytes, info: ConnectionInfo) -> bytes | None:
+        """Answer a repeated Modbus/TCP poll without events, as :meth:`__call__` would, or None.
+
+        The sessions of :mod:`modbus_anyio` call it before they take events
+        (see ``Session``); it declines while fault rules are set, since a
+        rule may match any request.
+        """
+        dispatcher = self.dispatcher
+        if dispatcher is None or self.faults.rules:
+            return None
+        out = connection.answer_now(data, dispatcher)
+        if out is None:
+            return None
+        unit = data[6]
+        self._answered(unit, bool(out[7] & 0x80))
+        if self.recorder.keep:
+            self.recorder.record_answered(time.time(), info, unit, data[0] << 8 | data[1], data[7:], out[7:])
+        return out
+
+    def _answered(self, unit: int, failed: bool) -> None:
+        """_count() for an answer computed at once (the hot path)."""
+        counters = self.counters
+        counters.requests += 1
+        counters.responses += 1
+        if failed:
+            counters.exceptions += 1
+        device = self.devices.get(unit, self._any_unit)
+        if device is not None:
+            device_counters = device.counters
+            device_counters["requests"] += 1
+            if failed:
+                device_counters["exceptions"] += 1
 
     def _count(self, request: Request, outcome: HandlerResult, fault: FaultRule | None) -> None:
         counters = self.counters

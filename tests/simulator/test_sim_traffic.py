@@ -15,16 +15,20 @@ from pymodbus.exceptions import ModbusIOException
 from modbus_anyio import ConnectionInfo
 from modbus_anyio.simulator import Simulator
 from modbus_core import (
+    NEED_DATA,
     ExceptionCode,
     MbapFramer,
     ReadHoldingRegisters,
     ReadHoldingRegistersResponse,
+    ReadInputRegisters,
     ReadWriteMultipleRegisters,
     ReadWriteMultipleRegistersResponse,
     Request,
     Response,
+    ServerConnection,
     WriteMultipleRegisters,
     WriteMultipleRegistersResponse,
+    WriteSingleRegister,
 )
 
 from .sim_support import http, modbus_address, modbus_client, running, small_config
@@ -314,3 +318,80 @@ def test_kept_calls_carrying_registers_come_back_whole_and_hold_no_int_per_regis
         tracemalloc.stop()
     assert held < 6_000_000, held
     assert recorder.calls()[-1].request.pdu == WriteMultipleRegisters(0, tuple(range(10299, 10399)))
+
+
+def poll_frame(transaction_id: int, unit: int, pdu: bytes) -> bytes:
+    return MbapFramer().encode(unit, transaction_id, pdu)
+
+
+async def test_repeated_polls_are_answered_at_once_and_kept_like_every_call() -> None:
+    # A poller's repeated frames skip the events (ServerConnection.answer_now
+    # through the handler); the answers, calls and counters must not show it.
+    async with running() as simulator:
+        handler = simulator.listeners["main"].handler
+        info = ConnectionInfo("tcp", "127.0.0.1:50000", "127.0.0.1:502", server="main", connection_id=1)
+        connection = ServerConnection(MbapFramer())
+        functions = connection.functions
+        read = ReadInputRegisters(0, 2).encode()
+        past_the_end = ReadHoldingRegisters(60000, 2).encode()
+        write = WriteSingleRegister(0, 777).encode()
+        assert handler._answer_now(connection, poll_frame(1, 1, read), info) is None  # never seen
+
+        def the_long_way(frame: bytes) -> bytes:
+            connection.receive_data(frame, 0.0)
+            event = connection.next_event()
+            assert isinstance(event, Request)
+            assert connection.next_event() is NEED_DATA
+            response = handler(event, info)
+            assert isinstance(response, Response)
+            return connection.send(response)
+
+        pdus = [read, read, past_the_end, past_the_end, write, write]
+        answers: list[bytes] = []
+        for transaction_id, pdu in enumerate(pdus, start=1):
+            frame = poll_frame(transaction_id, 1, pdu)
+            answer = the_long_way(frame) if transaction_id % 2 else handler._answer_now(connection, frame, info)
+            assert answer is not None
+            if transaction_id % 2 == 0:
+                assert answer[2:] == answers[-1][2:]  # the same answer as the long way's
+            answers.append(answer)
+
+        # Fresh records for each look: reading a record's outcome decodes it.
+        calls = simulator.recorder.calls()
+        assert [(call.function, call.result, call.exception_code) for call in calls] == [
+            (4, "ok", None),
+            (4, "ok", None),
+            (3, "exception", 2),
+            (3, "exception", 2),
+            (6, "ok", None),
+            (6, "ok", None),
+        ]
+        calls = simulator.recorder.calls()
+        assert [(call.request, call.outcome) for call in calls] == [
+            (
+                Request(functions.decode_request(pdu), 1, transaction_id),
+                Response(functions.decode_response(answer[7:]), 1, transaction_id),
+            )
+            for transaction_id, (pdu, answer) in enumerate(zip(pdus, answers, strict=True), start=1)
+        ]
+        pairs = [[call.to_json() for call in calls[index : index + 2]] for index in (0, 2, 4)]
+        for long_way, at_once in pairs:
+            for varying in ("id", "time", "transaction"):
+                del long_way[varying], at_once[varying]
+            for call in (long_way, at_once):
+                call["response"] = call["response"][len("00 01 ") :]  # after the transaction id
+            assert at_once == long_way
+        assert handler.counters.to_json() == {
+            "requests": 6,
+            "responses": 6,
+            "exceptions": 2,
+            "no_answer": 0,
+            "raw": 0,
+            "faults": 0,
+        }
+        assert simulator.plant.device("meter").counters["requests"] == 6
+        assert simulator.plant.device("meter").counters["exceptions"] == 2
+
+        # A fault rule may match any request: while one is set, every request takes the long way.
+        simulator.faults.add("no_answer", unit=2)
+        assert handler._answer_now(connection, poll_frame(9, 1, read), info) is None
