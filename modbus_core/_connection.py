@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import _pdu
 from ._diagnostics import ServerDiagnostics
-from ._dispatch import _DEVICE_ENCODED_PATH
+from ._dispatch import _DEVICE_ENCODED_PATH, _KnownAnswer
 from ._errors import LocalProtocolError
 from ._events import NEED_DATA, DropCause, FrameDropped, NeedData, Request, Response, _make_response
 from ._framing import _MBAP, REQUEST, RESPONSE, AsciiFramer, Buffer, Framer, MbapFramer, RtuFramer
@@ -138,6 +138,7 @@ class ServerConnection(_Connection):
     """
 
     __slots__ = (
+        "_answers",
         "_ascii",
         "_candidate",
         "_decoded",
@@ -172,6 +173,8 @@ class ServerConnection(_Connection):
         # but decoding it and counting it.  Its keys are whole reads (on MBAP
         # without the transaction id).
         self._frames: dict[bytes, tuple[int, RequestPdu]] = {}
+        # answer_now's answers to reads among them, with what each depends on.
+        self._answers: dict[bytes, _KnownAnswer] = {}
         fast = units is None and not echo
         self._mbap = framer if fast and type(framer) is MbapFramer and not framer.datagram else None
         self._rtu = (
@@ -243,20 +246,34 @@ class ServerConnection(_Connection):
         and the device end as :meth:`receive_data`, :meth:`next_event`,
         :meth:`Dispatcher.dispatch` and :meth:`send` would leave them.  On
         None nothing has changed: feed *data* to :meth:`receive_data`.
+
+        The answer to a read is remembered with the revision of the table
+        it read, and given again while that table is unchanged (every
+        write through the table's methods makes a new revision).
         """
         mbap = self._mbap
         if mbap is None or self._ready is not None or data.__class__ is not bytes or mbap._start < len(mbap._data):
             return None
-        hit = self._frames.get(data[2:])
+        key = data[2:]
+        hit = self._frames.get(key)
         if hit is None:
             return None
         unit, pdu = hit
-        answer = dispatcher._answer_device(unit, pdu, _DEVICE_ENCODED_PATH)
-        if answer is None:
-            return None
+        known = self._answers.get(key)
+        encoded = None if known is None else dispatcher._answer_known(unit, known)
+        if encoded is None:
+            stamp = dispatcher._read_stamp(unit, pdu)
+            answer = dispatcher._answer_device(unit, pdu, _DEVICE_ENCODED_PATH)
+            if answer is None:
+                return None
+            if isinstance(answer, bytes):
+                encoded = answer
+                if stamp is not None:
+                    self._answers[key] = (stamp, encoded)
+            else:
+                encoded = answer.encode()  # an exception answer
         if self._diagnostics is not None:
             self._diagnostics.frame_received()
-        encoded = answer if isinstance(answer, bytes) else answer.encode()  # an exception answer
         # The framer's checks hold: unit and transaction id came in this frame, and
         # these answers are short (125 registers or 2000 bits at most).
         return _MBAP.pack(data[0] << 8 | data[1], 0, len(encoded) + 1, unit) + encoded
@@ -330,6 +347,7 @@ class ServerConnection(_Connection):
         ):
             if len(self._frames) >= _CACHE_SIZE:
                 self._frames.clear()
+                self._answers.clear()
             self._frames[read] = (unit, decoded)
         return decoded
 

@@ -173,11 +173,15 @@ def _call_observers(entries: Iterable[tuple[int, int, Observer]], change: Change
 class _Table(Generic[_V]):
     """Blocks of one table kind; see :class:`BitTable` and :class:`RegisterTable`."""
 
-    __slots__ = ("_attached", "_blocks", "_observers", "_read_only", "_starts", "kind", "lock")
+    __slots__ = ("_attached", "_blocks", "_observers", "_read_only", "_revision", "_starts", "kind", "lock")
 
     def __init__(self, kind: TableKind) -> None:
         self.kind = TableKind(kind)
         self._blocks: list[tuple[int, list[bool] | array[int]]] = []
+        # Counts the changes of the values and of the addresses present:
+        # answers remembered for a read stay true while it is unchanged
+        # (see Dispatcher._answer_known).  Read it before the values.
+        self._revision = 0
         self._starts: list[int] = []
         self._read_only: list[tuple[int, int]] = []  # (start, stop) pairs
         self._observers: tuple[tuple[int, int, Observer], ...] = ()
@@ -233,6 +237,7 @@ class _Table(Generic[_V]):
                     merged.append((start, block))
             self._blocks = merged
             self._starts = [start for start, _ in merged]
+            self._revision += 1
 
     def set_read_only(self, address: int, count: int = 1) -> None:
         """Refuse Modbus writes to ``address..address+count-1`` with exception 02.
@@ -341,6 +346,7 @@ class _Table(Generic[_V]):
                 raise _illegal_address(self.kind, address, count)
             block, offset = found
             block[offset : offset + count] = storage  # type: ignore[assignment]
+            self._revision += 1
             if self._observers:
                 _call_observers(self._observers, Change(self.kind, address, values or tuple(storage)))
 

@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, TypeAlias, TypeVar
 
-from ._datastore import AnyDevice, Device, ServerContext, _check_device
+from ._datastore import AnyDevice, BitTable, Device, RegisterTable, ServerContext, _check_device
 from ._diagnostics import ServerDiagnostics
 from ._errors import LocalProtocolError, ModbusExceptionError
 from ._events import Request, Response, _make_exception, _make_response
@@ -369,6 +370,19 @@ _DEVICE_ENCODED_PATH: dict[type[RequestPdu], Callable[[Device, Any], bytes]] = {
     ReadInputRegisters: _device_read_input_encoded,
 }
 
+_AnyTable: TypeAlias = BitTable | RegisterTable
+# The table each read of a built-in Device reads: ServerConnection.answer_now
+# remembers the answers to repeated reads while it is unchanged.
+_DEVICE_READ_TABLES: dict[type[RequestPdu], Callable[[Device], _AnyTable]] = {
+    ReadCoils: attrgetter("coils"),
+    ReadDiscreteInputs: attrgetter("discrete_inputs"),
+    ReadHoldingRegisters: attrgetter("holding_registers"),
+    ReadInputRegisters: attrgetter("input_registers"),
+}
+# (device, table getter, table, its revision), and with the answer's bytes.
+_ReadStamp: TypeAlias = tuple[Device, Callable[[Device], _AnyTable], _AnyTable, int]
+_KnownAnswer: TypeAlias = tuple[_ReadStamp, bytes]
+
 # Sub-functions of 08 that a broadcast executes: they change the line's
 # state.  The others only return data, and a broadcast gets no answer.
 _BROADCAST_DIAGNOSTICS = frozenset(
@@ -511,10 +525,11 @@ class Dispatcher:
         if device.__class__ is not Device:
             return None
         fast = fast_path.get(pdu.__class__)
-        diagnostics = self.diagnostics
-        if fast is None or diagnostics.listen_only or (unit == 0 and self.broadcast):
+        if fast is None:
             return None
-        diagnostics.message_received(broadcast=False)
+        diagnostics = self._fast_received(unit)
+        if diagnostics is None:
+            return None
         try:
             response = fast(device, pdu)
         except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
@@ -523,6 +538,43 @@ class Dispatcher:
             return failure
         diagnostics.response_sent(None)
         return response
+
+    def _fast_received(self, unit: int) -> ServerDiagnostics | None:
+        """The diagnostics that count a fast answer (:meth:`_answer_device`,
+        :meth:`_answer_known`), the message counted as received; None when
+        the general path must answer (listen-only mode, a broadcast): nothing
+        is counted then."""
+        diagnostics = self.diagnostics
+        if diagnostics.listen_only or (unit == 0 and self.broadcast):
+            return None
+        diagnostics.message_received(broadcast=False)
+        return diagnostics
+
+    def _read_stamp(self, unit: int, pdu: RequestPdu) -> _ReadStamp | None:
+        """What the answer to *pdu* depends on, when it is a read of a built-in
+        :class:`Device`; taken before the read, so that a write meanwhile
+        makes the answer stale rather than wrong."""
+        table_of = _DEVICE_READ_TABLES.get(pdu.__class__)
+        if table_of is None:
+            return None
+        device = self.context.get(unit)
+        if device.__class__ is not Device:
+            return None
+        table = table_of(device)
+        return device, table_of, table, table._revision
+
+    def _answer_known(self, unit: int, known: _KnownAnswer) -> bytes | None:
+        """A read's answer remembered with its :meth:`_read_stamp`, answered
+        and counted as :meth:`_answer_device` would, while nothing it read
+        has changed; None otherwise, with nothing counted."""
+        (device, table_of, table, revision), answer = known
+        if table._revision != revision or self.context.get(unit) is not device or table_of(device) is not table:
+            return None
+        diagnostics = self._fast_received(unit)
+        if diagnostics is None:
+            return None
+        diagnostics.response_sent(None)
+        return answer
 
     async def dispatch_async(self, request: Request) -> Response | None:
         """:meth:`dispatch`, always as a coroutine."""

@@ -34,6 +34,7 @@ from modbus_core import (
     ReadHoldingRegisters,
     ReadHoldingRegistersResponse,
     ReadInputRegisters,
+    RegisterTable,
     Request,
     RequestPdu,
     Response,
@@ -430,8 +431,75 @@ def test_answer_now_answers_a_repeated_poll_as_the_full_path_does(connection_cou
     assert full.diagnostics.bus_message_count == (3 * len(FAST_POLLS) if connection_counts else 0)
 
 
+def _replace_device(world: World) -> None:
+    world.dispatcher.context[1] = Device(holding_registers=list(range(300, 340)))
+
+
+def _replace_table(world: World) -> None:
+    world.device.holding_registers = RegisterTable.zeros(40)
+
+
+def _replace_dispatcher(world: World) -> None:
+    world.dispatcher = Dispatcher(ServerContext(Device(holding_registers=[7] * 40)), diagnostics=world.diagnostics)
+
+
+# What may change the answer to a remembered read (and what must not confuse it).
+CHANGES: dict[str, Callable[[World], object]] = {
+    "an application write": lambda world: world.device.holding_registers.write(6, [0x1234]),
+    "a Modbus write": lambda world: world.full_path(mbap(50, 2, WriteMultipleRegisters(12, (5, 6)).encode())),
+    "a write elsewhere": lambda world: world.device.holding_registers.write(30, [1]),
+    "a write to another table": lambda world: world.full_path(mbap(51, 1, WriteSingleCoil(5, False).encode())),
+    "a block added": lambda world: world.device.holding_registers.add(50, [1, 2]),
+    "another device for the unit": _replace_device,
+    "another table on the device": _replace_table,
+    "another dispatcher": _replace_dispatcher,
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_answer_now_remembers_a_read_until_what_it_read_changes(change: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = World()
+    fast = World()
+    reads: list[int] = []
+    read_wire = RegisterTable._read_wire
+
+    def counted(table: RegisterTable, address: int, count: int) -> bytes:
+        reads.append(address)
+        return read_wire(table, address, count)
+
+    monkeypatch.setattr(RegisterTable, "_read_wire", counted)
+    poll = mbap(1, 1, ReadHoldingRegisters(5, 10).encode())
+
+    def both() -> None:
+        expected = full.full_path(poll)
+        assert fast.answer(poll) == expected
+        assert fast.state() == full.state()
+
+    for _ in range(4):
+        both()
+    # The first poll takes the long way, the second reads the table, the others remember.
+    assert (fast.at_once, reads) == (3, [5])
+    CHANGES[change](full)
+    CHANGES[change](fast)
+    for _ in range(2):
+        both()
+    assert fast.at_once == 5
+    assert full.diagnostics.server_message_count == 6 + (change in ("a Modbus write", "a write to another table"))
+
+
 def _primed(world: World, wire: bytes) -> World:
     world.full_path(wire)  # now a frame seen before
+    return world
+
+
+def _remembered(world: World, wire: bytes) -> World:
+    world.full_path(wire)
+    assert world.connection.answer_now(wire, world.dispatcher) is not None  # now an answer remembered
+    return world
+
+
+def _broadcast_enabled(world: World) -> World:
+    world.dispatcher.broadcast = True
     return world
 
 
@@ -440,6 +508,12 @@ POLL = mbap(9, 1, ReadHoldingRegisters(5, 10).encode())
 
 def _listen_only() -> World:
     world = _primed(World(), POLL)
+    world.diagnostics.enter_listen_only()
+    return world
+
+
+def _listen_only_remembered() -> World:
+    world = _remembered(World(), POLL)
     world.diagnostics.enter_listen_only()
     return world
 
@@ -470,6 +544,11 @@ DECLINED: dict[str, tuple[Callable[[], World], bytes | bytearray]] = {
     "an event waiting": (_event_waiting, POLL),
     "diagnostics": (lambda: _primed(World(), mbap(1, 1, b"\x08\x00\x00\x12\x34")), mbap(1, 1, b"\x08\x00\x00\x12\x34")),
     "listen-only mode": (_listen_only, POLL),
+    "listen-only mode after an answer remembered": (_listen_only_remembered, POLL),
+    "a broadcast after an answer remembered": (
+        lambda: _broadcast_enabled(_remembered(World(), mbap(1, 0, POLL[7:]))),
+        mbap(1, 0, POLL[7:]),
+    ),
     "a broadcast": (lambda: _primed(World(broadcast=True), mbap(1, 0, POLL[7:])), mbap(1, 0, POLL[7:])),
     "a missing unit": (lambda: _primed(World(), mbap(1, 5, POLL[7:])), mbap(1, 5, POLL[7:])),
     "another device class": (lambda: _primed(World(LoggedDevice), POLL), POLL),
