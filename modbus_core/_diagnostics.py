@@ -194,6 +194,18 @@ class ServerDiagnostics:
             event |= SEND_LISTEN_ONLY
         self._events.appendleft(event)
 
+    def _answered(self) -> None:
+        """:meth:`message_received` and :meth:`response_sent` of a normal
+        response to a request that was not broadcast, in one call (the
+        dispatcher's remembered answers); only out of listen-only mode."""
+        self.server_message_count += 1
+        self.event_count += 1
+        flags = self._pending_flags
+        self._pending_flags = 0
+        events = self._events
+        events.appendleft(RECEIVE_EVENT | flags)
+        events.appendleft(SEND_EVENT)
+
     def completed_silently(self, exception_code: int | None) -> None:
         """A message that gets no answer (a broadcast) completed, or failed with *exception_code*.
 

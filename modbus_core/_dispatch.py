@@ -527,9 +527,10 @@ class Dispatcher:
         fast = fast_path.get(pdu.__class__)
         if fast is None:
             return None
-        diagnostics = self._fast_received(unit)
+        diagnostics = self._fast_path_diagnostics(unit)
         if diagnostics is None:
             return None
+        diagnostics.message_received(broadcast=False)
         try:
             response = fast(device, pdu)
         except Exception as error:  # noqa: BLE001 - every failure becomes an exception code
@@ -539,15 +540,13 @@ class Dispatcher:
         diagnostics.response_sent(None)
         return response
 
-    def _fast_received(self, unit: int) -> ServerDiagnostics | None:
+    def _fast_path_diagnostics(self, unit: int) -> ServerDiagnostics | None:
         """The diagnostics that count a fast answer (:meth:`_answer_device`,
-        :meth:`_answer_known`), the message counted as received; None when
-        the general path must answer (listen-only mode, a broadcast): nothing
-        is counted then."""
+        :meth:`_answer_known`) for *unit*; None when the general path must
+        answer (listen-only mode, a broadcast)."""
         diagnostics = self.diagnostics
         if diagnostics.listen_only or (unit == 0 and self.broadcast):
             return None
-        diagnostics.message_received(broadcast=False)
         return diagnostics
 
     def _read_stamp(self, unit: int, pdu: RequestPdu) -> _ReadStamp | None:
@@ -570,10 +569,10 @@ class Dispatcher:
         (device, table_of, table, revision), answer = known
         if table._revision != revision or self.context.get(unit) is not device or table_of(device) is not table:
             return None
-        diagnostics = self._fast_received(unit)
+        diagnostics = self._fast_path_diagnostics(unit)
         if diagnostics is None:
             return None
-        diagnostics.response_sent(None)
+        diagnostics._answered()
         return answer
 
     async def dispatch_async(self, request: Request) -> Response | None:

@@ -487,6 +487,26 @@ def test_answer_now_remembers_a_read_until_what_it_read_changes(change: str, mon
     assert full.diagnostics.server_message_count == 6 + (change in ("a Modbus write", "a write to another table"))
 
 
+def test_a_remembered_answer_logs_the_errors_seen_before_it() -> None:
+    full = World()
+    fast = World()
+    poll = mbap(1, 1, ReadInputRegisters(2, 3).encode())
+    for _ in range(3):
+        assert fast.answer(poll) == full.full_path(poll)
+    assert fast.at_once == 2
+    for world in (full, fast):
+        # The line's errors go into the flags of the next receive event.
+        world.diagnostics.frame_dropped(DropCause.OVERRUN)
+        world.diagnostics.frame_dropped(DropCause.CHECKSUM)
+    assert fast.answer(poll) == full.full_path(poll)
+    assert fast.state() == full.state()
+    assert full.diagnostics.events[:2] == bytes((0x40, 0x80 | 0x10 | 0x02))
+    assert fast.answer(poll) == full.full_path(poll)  # and only into that one
+    assert fast.at_once == 4
+    assert fast.state() == full.state()
+    assert full.diagnostics.events[:4] == bytes((0x40, 0x80, 0x40, 0x80 | 0x10 | 0x02))
+
+
 def _primed(world: World, wire: bytes) -> World:
     world.full_path(wire)  # now a frame seen before
     return world
