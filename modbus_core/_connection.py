@@ -46,6 +46,7 @@ __all__ = ["ClientConnection", "ServerConnection"]
 
 _CACHE_SIZE = 256
 _CACHED_PDU_SIZE = 16  # reads and single writes; bulk writes rarely repeat
+_ANSWERS_SIZE = 64  # answers to reads remembered by answer_now: up to 64 x 251 bytes
 # The built-in request PDUs are immutable (frozen, with tuple and bytes
 # fields), so one decoded instance may be handed out any number of times.
 _IMMUTABLE_REQUESTS = frozenset(
@@ -269,7 +270,10 @@ class ServerConnection(_Connection):
             if isinstance(answer, bytes):
                 encoded = answer
                 if stamp is not None:
-                    self._answers[key] = (stamp, encoded)
+                    answers = self._answers
+                    if len(answers) >= _ANSWERS_SIZE:
+                        answers.clear()
+                    answers[key] = (stamp, encoded)
             else:
                 encoded = answer.encode()  # an exception answer
         if self._diagnostics is not None:

@@ -487,6 +487,20 @@ def test_answer_now_remembers_a_read_until_what_it_read_changes(change: str, mon
     assert full.diagnostics.server_message_count == 6 + (change in ("a Modbus write", "a write to another table"))
 
 
+def test_answers_stay_correct_with_more_distinct_reads_than_are_remembered() -> None:
+    full = World()
+    fast = World()
+    polls = [mbap(1, 1, kind(address, 1).encode()) for kind in (ReadCoils, ReadDiscreteInputs) for address in range(40)]
+    for round_ in range(4):
+        for index, poll in enumerate(polls):
+            assert fast.answer(poll) == full.full_path(poll)
+            if round_ == 2 and index == 0:
+                fast.device.coils.write(0, [True])
+                full.device.coils.write(0, [True])
+    assert fast.at_once == 3 * len(polls)
+    assert fast.state() == full.state()
+
+
 def test_a_remembered_answer_logs_the_errors_seen_before_it() -> None:
     full = World()
     fast = World()
