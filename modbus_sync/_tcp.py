@@ -31,7 +31,7 @@ __all__ = ["TcpServer", "TlsServer"]
 
 logger = logging.getLogger(__name__)
 
-_READ_SIZE = 65536
+_READ_SIZE = 960  # a few frames; the selector reports the rest (see modbus_anyio._reactor.READ_SIZE)
 _ACCEPTS_PER_WAKE = 64
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
