@@ -85,7 +85,7 @@ static int send_request(struct connection *c)
     return send(c->fd, frame, sizeof frame, MSG_NOSIGNAL) == (ssize_t)sizeof frame ? 0 : -1;
 }
 
-/* 1: a whole answer is in; 0: not yet; -1: the connection failed. */
+/* 1: the expected answer is in; 2: another answer is in; 0: not yet; -1: the connection failed. */
 static int receive_answer(struct connection *c)
 {
     /* One request is in flight, so reading the expected size cannot take the next frame's bytes;
@@ -104,7 +104,7 @@ static int receive_answer(struct connection *c)
     /* An exception answer, another transaction or a short answer counts as an error. */
     if (c->have != answer_size || ((c->answer[0] << 8) | c->answer[1]) != c->transaction ||
         c->answer[7] != 3 || c->answer[8] != 2 * registers)
-        errors++;
+        return 2;
     return 1;
 }
 
@@ -206,7 +206,9 @@ int main(int argc, char **argv)
             }
             if (done == 0)
                 continue;
-            if (counting) {
+            if (counting && done == 2) {
+                errors++;
+            } else if (counting) {
                 completed++;
                 latency_sum += t - c->sent_at;
             }
