@@ -22,11 +22,12 @@ with each client:
   connection through epoll, whose cost per request barely depends on how
   many connections it drives.
 
-``servers``: pymodbus and the chosen servers all listening at once (an idle
-server waits in its poll); in each of ``--rounds`` rounds, for FC3 x 10 and
-FC3 x 125 at ``--conns`` connections, every server in turn (the order
-rotating from round to round), each paired with a run of pymodbus just
-before or just after it (by turns).
+``servers``: the base server (``--base``, pymodbus unless told) and the
+chosen servers all listening at once (an idle server waits in its poll);
+in each of ``--rounds`` rounds, for FC3 x 10 and FC3 x 125 at ``--conns``
+connections, every server in turn (the order rotating from round to
+round), each paired with a run of the base server just before or just
+after it (by turns).
 
 Both print Markdown tables and write the raw numbers to
 ``/tmp/modbus-bench/paired-<comparison>.json``.
@@ -51,7 +52,7 @@ EVLOADGEN = OUT / "evloadgen"
 CLIENTS = ("loadgen", "evloadgen")
 CONNECTIONS_SERVERS = "pymodbus,modbuskit-asyncio,modbuskit-uvloop,modbuskit-trio,ceiling-asyncio,libmodbus"
 SERVERS_SERVERS = "modbuskit-asyncio,modbuskit-uvloop,modbuskit-trio,libmodbus"
-BASE = "pymodbus"
+DEFAULT_BASE = "pymodbus"
 
 
 def build_evloadgen() -> None:
@@ -136,13 +137,14 @@ def connections(args: argparse.Namespace, names: list[str], table: dict[str, tup
     return "\n".join(lines)
 
 
-# -- every server against pymodbus ---------------------------------------------------------
+# -- every server against the base ----------------------------------------------------------
 
 
-def against_pymodbus(args: argparse.Namespace, names: list[str], table: dict[str, tuple[int, list[str]]]) -> str:
+def against_base(args: argparse.Namespace, names: list[str], table: dict[str, tuple[int, list[str]]]) -> str:
+    base_name = args.base
     rows: list[dict[str, object]] = []
     with ExitStack() as stack:
-        for name in [BASE, *names]:
+        for name in [base_name, *names]:
             port, command = table[name]
             stack.enter_context(running(command, port))
         for round_ in range(args.rounds):
@@ -150,18 +152,20 @@ def against_pymodbus(args: argparse.Namespace, names: list[str], table: dict[str
             for registers in (10, 125):
                 shift = round_ % len(names)
                 for name in names[shift:] + names[:shift]:
-                    # pymodbus next to each server, before it or after it by turns
-                    pair = (BASE, name) if round_ % 2 == 0 else (name, BASE)
+                    # the base next to each server, before it or after it by turns
+                    pair = (base_name, name) if round_ % 2 == 0 else (name, base_name)
                     rps = {
                         which: measure(args.client, table[which][0], args.conns, registers, args.secs)["rps"]
                         for which in pair
                     }
-                    rows.append(
-                        {"round": round_, "registers": registers, "name": name, "rps": rps[name], "base": rps[BASE]}
-                    )
+                    row = {"round": round_, "registers": registers, "name": name}
+                    rows.append({**row, "rps": rps[name], "base": rps[base_name]})
     (OUT / "paired-servers.json").write_text(json.dumps(rows, indent=1))
     lines = [
-        f"| FC3 registers | server | rps | {BASE} rps in its pairs | server / {BASE}: median (quartiles) | pairs |",
+        (
+            f"| FC3 registers | server | rps | {base_name} rps in its pairs | server / {base_name}: median (quartiles)"
+            " | pairs |"
+        ),
         "|---:|---|---:|---:|---:|---:|",
     ]
     for registers in (10, 125):
@@ -184,7 +188,8 @@ def main() -> int:
     by_connections.add_argument(
         "--pin", action="store_true", help="server on CPU 1, client on CPU 0 (taskset): a core each"
     )
-    by_server = commands.add_parser("servers", help=f"each server against {BASE}, within rounds")
+    by_server = commands.add_parser("servers", help="each server against a base server, in pairs")
+    by_server.add_argument("--base", default=DEFAULT_BASE, help=f"the server each is compared with ({DEFAULT_BASE})")
     by_server.add_argument("--servers", default=SERVERS_SERVERS, help="comma-separated")
     by_server.add_argument("--rounds", type=int, default=16)
     by_server.add_argument("--conns", type=int, default=10)
@@ -195,7 +200,7 @@ def main() -> int:
     args = parser.parse_args()
     table = servers(args.base_port)
     names = [name.strip() for name in args.servers.split(",") if name.strip()]
-    unknown = [name for name in names if name not in table]
+    unknown = [name for name in [*names, getattr(args, "base", DEFAULT_BASE)] if name not in table]
     if unknown or not names:
         parser.error(f"unknown server(s): {', '.join(unknown)}; known: {', '.join(table)}")
     if not LOADGEN.exists():
@@ -204,7 +209,10 @@ def main() -> int:
     if args.comparison == "connections":
         print(connections(args, names, table))
     else:
-        print(against_pymodbus(args, [name for name in names if name != BASE], table))
+        others = [name for name in names if name != args.base]
+        if not others:
+            parser.error("servers: name a server other than the base")
+        print(against_base(args, others, table))
     return 0
 
 
