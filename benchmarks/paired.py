@@ -178,24 +178,31 @@ def against_base(args: argparse.Namespace, names: list[str], table: dict[str, tu
     return "\n".join(lines)
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="comparison", required=True)
     by_connections = commands.add_parser("connections", help="10 connections against 100, with both clients")
     by_connections.add_argument("--servers", default=CONNECTIONS_SERVERS, help="comma-separated")
-    by_connections.add_argument("--reps", type=int, default=2, help="server processes, one after another")
-    by_connections.add_argument("--pairs", type=int, default=8, help="pairs per process and client")
+    by_connections.add_argument("--reps", type=positive, default=2, help="server processes, one after another")
+    by_connections.add_argument("--pairs", type=positive, default=8, help="pairs per process and client")
     by_connections.add_argument(
         "--pin", action="store_true", help="server on CPU 1, client on CPU 0 (taskset): a core each"
     )
     by_server = commands.add_parser("servers", help="each server against a base server, in pairs")
     by_server.add_argument("--base", default=DEFAULT_BASE, help=f"the server each is compared with ({DEFAULT_BASE})")
     by_server.add_argument("--servers", default=SERVERS_SERVERS, help="comma-separated")
-    by_server.add_argument("--rounds", type=int, default=16)
-    by_server.add_argument("--conns", type=int, default=10)
+    by_server.add_argument("--rounds", type=positive, default=16)
+    by_server.add_argument("--conns", type=positive, default=10)
     by_server.add_argument("--client", choices=CLIENTS, default="loadgen")
     for command in (by_connections, by_server):
-        command.add_argument("--secs", type=int, default=2, help="measured seconds of a run (after 1 s of warm-up)")
+        command.add_argument("--secs", type=positive, default=2, help="seconds measured a run (after 1 s of warm-up)")
         command.add_argument("--base-port", type=int, default=25560)
     args = parser.parse_args()
     table = servers(args.base_port)
