@@ -4,7 +4,7 @@
 usage (from the project root, after ``make -C ../shared/bench``):
 
     .venv/bin/python benchmarks/paired.py connections [--pairs 8] [--reps 2] [--servers a,b] [--pin]
-    .venv/bin/python benchmarks/paired.py servers [--rounds 16] [--servers a,b] [--client loadgen]
+    .venv/bin/python benchmarks/paired.py servers [--rounds 16] [--servers a,b] [--client loadgen] [--pin]
 
 This machine's speed drifts by 20-50% over minutes, which moves a ratio of
 medians taken minutes apart (as ``run_server_bench.py``'s) by as much as
@@ -28,6 +28,11 @@ in each of ``--rounds`` rounds, for FC3 x 10 and FC3 x 125 at ``--conns``
 connections, every server in turn (the order rotating from round to
 round), each paired with a run of the base server just before or just
 after it (by turns).
+
+With ``--pin``, every server runs on CPU 1 and the client on CPU 0
+(``taskset``, the ``PIN=1:0`` knob of ``../shared/bench/run_tcp_bench.sh``):
+a server no longer shares its core with the client, so the figure is the
+server's own limit, or the client's when the client is the slower.
 
 Both print Markdown tables and write the raw numbers to
 ``/tmp/modbus-bench/paired-<comparison>.json``.
@@ -99,10 +104,17 @@ def pick(rows: Sequence[dict[str, object]], key: str) -> float:
 # -- 10 connections against 100 ------------------------------------------------------------
 
 
-def connections(args: argparse.Namespace, names: list[str], table: dict[str, tuple[int, list[str]]]) -> str:
-    if args.pin and shutil.which("taskset") is None:
+def pins(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The command prefixes that put the server and the client on a core each (none without --pin)."""
+    if not args.pin:
+        return [], []
+    if shutil.which("taskset") is None:
         raise SystemExit("paired.py: --pin needs taskset (util-linux)")
-    server_pin, client_pin = (["taskset", "-c", "1"], ["taskset", "-c", "0"]) if args.pin else ([], [])
+    return ["taskset", "-c", "1"], ["taskset", "-c", "0"]
+
+
+def connections(args: argparse.Namespace, names: list[str], table: dict[str, tuple[int, list[str]]]) -> str:
+    server_pin, client_pin = pins(args)
     rows: list[dict[str, object]] = []
     for rep in range(1, args.reps + 1):
         for name in names:
@@ -142,11 +154,12 @@ def connections(args: argparse.Namespace, names: list[str], table: dict[str, tup
 
 def against_base(args: argparse.Namespace, names: list[str], table: dict[str, tuple[int, list[str]]]) -> str:
     base_name = args.base
+    server_pin, client_pin = pins(args)
     rows: list[dict[str, object]] = []
     with ExitStack() as stack:
         for name in [base_name, *names]:
             port, command = table[name]
-            stack.enter_context(running(command, port))
+            stack.enter_context(running([*server_pin, *command], port))
         for round_ in range(args.rounds):
             print(f"# round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
             for registers in (10, 125):
@@ -155,11 +168,11 @@ def against_base(args: argparse.Namespace, names: list[str], table: dict[str, tu
                     # the base next to each server, before it or after it by turns
                     pair = (base_name, name) if round_ % 2 == 0 else (name, base_name)
                     rps = {
-                        which: measure(args.client, table[which][0], args.conns, registers, args.secs)["rps"]
+                        which: measure(args.client, table[which][0], args.conns, registers, args.secs, client_pin)
                         for which in pair
                     }
                     row = {"round": round_, "registers": registers, "name": name}
-                    rows.append({**row, "rps": rps[name], "base": rps[base_name]})
+                    rows.append({**row, "rps": rps[name]["rps"], "base": rps[base_name]["rps"]})
     (OUT / "paired-servers.json").write_text(json.dumps(rows, indent=1))
     lines = [
         (
@@ -192,9 +205,6 @@ def main() -> int:
     by_connections.add_argument("--servers", default=CONNECTIONS_SERVERS, help="comma-separated")
     by_connections.add_argument("--reps", type=positive, default=2, help="server processes, one after another")
     by_connections.add_argument("--pairs", type=positive, default=8, help="pairs per process and client")
-    by_connections.add_argument(
-        "--pin", action="store_true", help="server on CPU 1, client on CPU 0 (taskset): a core each"
-    )
     by_server = commands.add_parser("servers", help="each server against a base server, in pairs")
     by_server.add_argument("--base", default=DEFAULT_BASE, help=f"the server each is compared with ({DEFAULT_BASE})")
     by_server.add_argument("--servers", default=SERVERS_SERVERS, help="comma-separated")
@@ -204,6 +214,9 @@ def main() -> int:
     for command in (by_connections, by_server):
         command.add_argument("--secs", type=positive, default=2, help="seconds measured a run (after 1 s of warm-up)")
         command.add_argument("--base-port", type=int, default=25560)
+        command.add_argument(
+            "--pin", action="store_true", help="servers on CPU 1, client on CPU 0 (taskset): a core each"
+        )
     args = parser.parse_args()
     table = servers(args.base_port)
     names = [name.strip() for name in args.servers.split(",") if name.strip()]
